@@ -1,0 +1,84 @@
+"""What the analyzer concludes: rules (the catalogue) and the findings they yield.
+
+A `Rule` is documentation: a stable code and name, what it detects, why it matters, an example
+and what to do instead (the four parts of a ruff rule page). A `Finding` is one conclusion drawn
+from one run's measurements, with the evidence that triggered it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 0, "warning": 1, "info": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str  # stable, e.g. "CD102"
+    name: str  # kebab-case slug, e.g. "graph-break"
+    title: str
+    default_severity: Severity
+    what_it_does: str
+    why_it_matters: str
+    example: str
+    use_instead: str
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    filename: str
+    lineno: int
+    function: str = ""
+    code: str = ""  # the source line itself, stripped
+
+    def __str__(self) -> str:
+        where = f"{self.filename}:{self.lineno}"
+        return f"{where} in {self.function}" if self.function else where
+
+
+@dataclass
+class Finding:
+    code: str
+    name: str
+    title: str
+    severity: Severity
+    confidence: str  # "high" | "medium" | "low": how sure the rule is of the cause
+    cause: str  # one sentence
+    evidence: dict[str, Any] = field(default_factory=dict)  # measured numbers, with units in keys
+    next_steps: list[str] = field(default_factory=list)  # things a user can paste or do
+    location: SourceLocation | None = None
+    measured_fix: dict[str, Any] | None = None  # what a what-if run measured, if one ran
+    impact_ms: float | None = None  # time explained per call, for ranking
+    impact_error: float | None = None  # error explained (absolute), for ranking
+
+    def sort_key(self) -> tuple[int, float, float]:
+        return (
+            self.severity.rank,
+            -(self.impact_ms or 0.0),
+            -(self.impact_error or 0.0),
+        )
+
+
+def make_finding(name: str, **fields: Any) -> Finding:
+    """A finding for the catalogue rule `name`; code, title and default severity come from it."""
+    from analyzer.catalogue import rule_by_name
+
+    rule = rule_by_name(name)
+    fields.setdefault("title", rule.title)
+    fields.setdefault("severity", rule.default_severity)
+    return Finding(code=rule.code, name=rule.name, **fields)
+
+
+def rank(findings: list[Finding]) -> list[Finding]:
+    """Most important first: errors before warnings, then by measured impact."""
+    return sorted(findings, key=Finding.sort_key)
