@@ -1,0 +1,1 @@
+"""Sub-commands of the `compile-diagnose` command line, one module each."""

@@ -1,0 +1,1 @@
+"""Renderers: turn results and diagnoses into Rich renderables, JSON and Markdown."""
