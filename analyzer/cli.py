@@ -19,6 +19,9 @@ from analyzer.errors import UsageError
 COMMANDS: tuple[str, ...] = (
     "analyzer.commands.policy",
     "analyzer.commands.list_policies",
+    "analyzer.commands.trace",
+    "analyzer.commands.triage",
+    "analyzer.commands.explain",
 )
 
 PROG = "compile-diagnose"
@@ -46,8 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from analyzer.commands.policy import split_policy_overrides
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        argv, overrides = split_policy_overrides(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    try:
+        args = parser.parse_args(argv)
+        if overrides and not hasattr(args, "policy_overrides"):
+            parser.error("--policy.FIELD=VALUE applies to policy commands only")
+    except SystemExit as exit_:  # argparse exits on --help and on usage errors
+        return int(exit_.code or 0)
+    if overrides:
+        args.policy_overrides = overrides
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return 2

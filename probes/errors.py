@@ -9,3 +9,9 @@ from __future__ import annotations
 
 class TargetError(Exception):
     """The target cannot be built as asked; the message is one line the user can act on."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type when the message is empty."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

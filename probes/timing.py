@@ -41,10 +41,16 @@ class Measurement:
         return max(self.samples_ms)
 
     @property
-    def iqr_ms(self) -> float:
+    def quartiles_ms(self) -> tuple[float, float]:
+        """First and third quartile; with fewer than 4 samples, the min and the max."""
         if len(self.samples_ms) < 4:
-            return self.max_ms - self.min_ms
+            return self.min_ms, self.max_ms
         q1, _, q3 = statistics.quantiles(self.samples_ms, n=4)
+        return q1, q3
+
+    @property
+    def iqr_ms(self) -> float:
+        q1, q3 = self.quartiles_ms
         return q3 - q1
 
     def summary(self) -> dict[str, Any]:
@@ -75,14 +81,13 @@ class Speedup:
 
     @property
     def low(self) -> float:
-        """Pessimistic ratio: baseline's first quartile over candidate's third."""
-        b, c = self.baseline, self.candidate
-        return (b.median_ms - b.iqr_ms / 2) / (c.median_ms + c.iqr_ms / 2)
+        """Pessimistic ratio: the baseline's first quartile over the candidate's third."""
+        return self.baseline.quartiles_ms[0] / self.candidate.quartiles_ms[1]
 
     @property
     def high(self) -> float:
-        b, c = self.baseline, self.candidate
-        return (b.median_ms + b.iqr_ms / 2) / max(c.median_ms - c.iqr_ms / 2, 1e-9)
+        """Optimistic ratio: the baseline's third quartile over the candidate's first."""
+        return self.baseline.quartiles_ms[1] / self.candidate.quartiles_ms[0]
 
     def summary(self) -> dict[str, Any]:
         return {

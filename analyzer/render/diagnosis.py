@@ -1,0 +1,75 @@
+"""The whole diagnosis as a user reads it: setting, verdict, findings, then the detail tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from analyzer.findings import Finding
+from analyzer.render.benchmark import benchmark_view, verdict_line
+from analyzer.render.findings import render_findings
+
+
+def setting_table(diagnosis: Mapping[str, Any]) -> Table:
+    env = diagnosis.get("environment", {})
+    target = diagnosis.get("target", {})
+    compile_settings = diagnosis.get("compile_settings", {})
+    numerics = env.get("numerics", {})
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        (
+            "target",
+            f"{target.get('policy', diagnosis.get('command'))} "
+            f"(preset {target.get('preset', '–')}, batch {target.get('batch_size', '–')}, "
+            f"{target.get('parameters', 0):,} parameters)",
+        ),
+        ("inputs", str(target.get("batch_source", "–"))),
+        ("weights", str(target.get("weights", "–"))),
+        ("device", f"{env.get('device')} — {env.get('device_name')}"),
+        (
+            "versions",
+            f"torch {env.get('torch')}, lerobot {env.get('lerobot')}, python {env.get('python')}",
+        ),
+        ("compile", ", ".join(f"{k}={v}" for k, v in compile_settings.items())),
+        (
+            "numerics",
+            f"matmul precision {numerics.get('float32_matmul_precision')}, "
+            f"cuda matmul TF32 {numerics.get('cuda_matmul_allow_tf32')}, "
+            f"cudnn TF32 {numerics.get('cudnn_allow_tf32')}, "
+            f"deterministic {numerics.get('deterministic_algorithms')}, "
+            f"inductor fallback_random {numerics.get('inductor_fallback_random')}",
+        ),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def diagnosis_view(diagnosis: Mapping[str, Any], findings: list[Finding]) -> RenderableType:
+    parts: list[RenderableType] = [setting_table(diagnosis)]
+    for note in diagnosis.get("notes", []):
+        parts.append(Text(f"note: {note}", style="yellow"))
+    benchmark = diagnosis.get("probes", {}).get("benchmark")
+    metrics = diagnosis.get("reference_metrics")
+    if benchmark and metrics:
+        parts.append(Text())
+        parts.append(verdict_line(metrics, benchmark))
+    for probe, error in diagnosis.get("probe_errors", {}).items():
+        parts.append(Text(f"probe {probe} failed: {error}", style="bold red"))
+    parts.append(Text())
+    parts.append(render_findings(findings))
+    parts.append(Text())
+    parts.append(benchmark_view(diagnosis))
+    seconds = diagnosis.get("phase_seconds", {})
+    if seconds:
+        spent = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+        parts.append(Text(f"time spent: {spent}", style="dim"))
+    if diagnosis.get("out_dir"):
+        parts.append(Text(f"written to {diagnosis['out_dir']}/diagnosis.json", style="dim"))
+    return Group(*parts)

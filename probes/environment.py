@@ -1,0 +1,97 @@
+"""The machine, the versions and the numeric settings a measurement was made under.
+
+Settings such as TF32 and Inductor's `fallback_random` change both speed and accuracy, so every
+diagnosis records them beside its numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import torch
+
+
+@dataclass
+class NumericSettings:
+    float32_matmul_precision: str
+    cuda_matmul_allow_tf32: bool
+    cudnn_allow_tf32: bool
+    deterministic_algorithms: bool
+    inductor_fallback_random: bool
+    cuda_matmul_fp32_precision: str | None = None  # torch >= 2.9 spells TF32 this way too
+    cudnn_conv_fp32_precision: str | None = None
+
+
+@dataclass
+class Environment:
+    python: str
+    platform: str
+    torch: str
+    lerobot: str | None
+    device: str
+    device_name: str
+    cuda_version: str | None
+    cpu_threads: int
+    cpu_count: int | None
+    inductor_cache_dir: str | None
+    numerics: NumericSettings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def numeric_settings() -> NumericSettings:
+    import torch._inductor.config as inductor_config
+
+    matmul = torch.backends.cuda.matmul
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return NumericSettings(
+        float32_matmul_precision=torch.get_float32_matmul_precision(),
+        cuda_matmul_allow_tf32=bool(matmul.allow_tf32),
+        cudnn_allow_tf32=bool(torch.backends.cudnn.allow_tf32),
+        deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+        inductor_fallback_random=bool(inductor_config.fallback_random),
+        cuda_matmul_fp32_precision=getattr(matmul, "fp32_precision", None),
+        cudnn_conv_fp32_precision=getattr(conv, "fp32_precision", None) if conv else None,
+    )
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def inductor_cache_dir() -> str | None:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        return cache_dir()
+    except Exception:  # the location is informative only; never fail a diagnosis on it
+        return os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+
+
+def current_environment(device: torch.device) -> Environment:
+    return Environment(
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        torch=torch.__version__,
+        lerobot=_package_version("lerobot"),
+        device=str(device),
+        device_name=_device_name(device),
+        cuda_version=torch.version.cuda if device.type == "cuda" else None,
+        cpu_threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+        inductor_cache_dir=inductor_cache_dir(),
+        numerics=numeric_settings(),
+    )

@@ -1,0 +1,78 @@
+"""What is diagnosed: an eager module, how to make its compiled twin, and how to call it.
+
+A `Target` knows nothing of measurement. Probes take a target, make their own copies of its
+module (`fresh_copy`, `compiled_copy`), so that eager and compiled never share parameters,
+buffers or state such as an action queue, and call them through its entry points.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+INFERENCE = "inference"
+TRAINING = "training"
+
+
+@dataclass(frozen=True)
+class CompileSettings:
+    """How the compiled twin is made: the arguments of torch.compile and what it is applied to."""
+
+    mode: str | None = None  # torch.compile mode; None is "default"
+    backend: str = "inductor"
+    how: str = "model"  # what is compiled; the meaning depends on the target kind
+    fullgraph: bool = False
+    dynamic: bool | None = None
+
+    def compile_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"backend": self.backend, "fullgraph": self.fullgraph}
+        if self.mode not in (None, "default"):
+            kwargs["mode"] = self.mode
+        if self.dynamic is not None:
+            kwargs["dynamic"] = self.dynamic
+        return kwargs
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode or "default",
+            "backend": self.backend,
+            "how": self.how,
+            "fullgraph": self.fullgraph,
+            "dynamic": self.dynamic,
+        }
+
+
+@dataclass
+class Target:
+    name: str
+    kind: str  # "lerobot-policy" or "module"
+    module: nn.Module  # the pristine eager original: probes copy it, never run or compile it
+    device: torch.device
+    # One inference call as users time it, on a given copy; returns the output compared.
+    infer: Callable[[nn.Module], torch.Tensor]
+    # The training forward on a given copy: returns the scalar loss. None: no training probes.
+    loss: Callable[[nn.Module], torch.Tensor] | None
+    # Put a copy into its initial serving state (e.g. empty a policy's action queue).
+    reset: Callable[[nn.Module], None]
+    # Compile a fresh copy of `module` in the way `settings.how` names.
+    compile_copy: Callable[[nn.Module, CompileSettings], nn.Module]
+    # The functions users call, for explain-style probes: entry point -> (fn, args).
+    entry_functions: Callable[[nn.Module], dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]]
+    description: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def entry_points(self) -> list[str]:
+        return [INFERENCE] + ([TRAINING] if self.loss is not None else [])
+
+    def fresh_copy(self) -> nn.Module:
+        """An eager copy with the target's initial weights and no shared storage."""
+        return copy.deepcopy(self.module)
+
+    def compiled_copy(self, settings: CompileSettings) -> nn.Module:
+        return self.compile_copy(self.fresh_copy(), settings)
