@@ -14,7 +14,7 @@ from typing import Any
 
 from analyzer.findings import Finding, rank
 
-RULE_MODULES: tuple[str, ...] = ("analyzer.rules.benchmark",)
+RULE_MODULES: tuple[str, ...] = ("analyzer.rules.benchmark", "analyzer.rules.kernels")
 
 
 def run_rules(probes: Mapping[str, Any]) -> list[Finding]:

@@ -1,0 +1,290 @@
+"""Rich renderables for kernel timing: one trace's summary, and the probe's eager/compiled report.
+
+Both take the dataclass or its recorded JSON form, so a live run and a `diagnosis.json` read back
+render alike. Kernel names are C++ signatures hundreds of characters long: their column is the one
+that gives way when the terminal is narrow: it shrinks and the names end in an ellipsis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from probes.serialize import to_jsonable
+
+MISSING = "—"
+FAMILY_LABELS = {"triton": "Triton", "cublas": "cuBLAS", "cudnn": "cuDNN", "other": "other"}
+NO_DEVICE_ACTIVITY = (
+    "This trace holds no device activity (no kernel, memcpy or memset events): device time, "
+    "GPU busy and launch cost do not apply. Host ops are shown instead."
+)
+
+
+def _record(value: Any) -> Mapping[str, Any]:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(value)
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def format_ms(value: Any) -> str:
+    ms = _number(value)
+    if ms is None:
+        return MISSING
+    if abs(ms) < 0.1:
+        return f"{ms * 1e3:.1f} µs"
+    if abs(ms) >= 100:
+        return f"{ms:,.0f} ms"
+    return f"{ms:.2f} ms"
+
+
+def format_percent(value: Any) -> str:
+    fraction = _number(value)
+    return MISSING if fraction is None else f"{100 * fraction:.1f} %"
+
+
+def format_count(value: Any) -> str:
+    count = _number(value)
+    if count is None:
+        return MISSING
+    return f"{count:,.0f}" if count == int(count) else f"{count:,.1f}"
+
+
+def _facts_table(rows: Sequence[tuple[str, str]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def trace_summary_view(summary: Any) -> RenderableType:
+    """Headline figures, top kernels, library split and top host ops of one trace."""
+    s = _record(summary)
+    parts: list[RenderableType] = [Text(f"Trace {s['source']}", style="bold"), _trace_facts(s)]
+    if s["has_device_activity"]:
+        parts.append(kernel_table(s.get("top_kernels") or [], per_call=False))
+        parts.append(family_table(s.get("kernel_families") or [], per_call=False))
+    else:
+        parts.append(Text(NO_DEVICE_ACTIVITY, style="yellow"))
+    parts.append(op_table(s.get("top_ops") or [], per_call=False))
+    return Group(*parts)
+
+
+def _trace_facts(s: Mapping[str, Any]) -> Table:
+    steps = s.get("step_count") or 0
+    window = (
+        f"{steps} ProfilerStep(s)" if s.get("window_source") == "ProfilerStep" else "first to last"
+    )
+    rows = [
+        ("Device", ", ".join(sorted(set(s.get("device_names") or []))) or "none recorded"),
+        ("Span", f"{format_ms(s['span_ms'])} ({window})"),
+    ]
+    if s["has_device_activity"]:
+        rows += [
+            (
+                "Kernels",
+                f"{format_count(s['kernel_count'])} kernels, {format_count(s['memcpy_count'])} "
+                f"memcpy, {format_count(s['memset_count'])} memset",
+            ),
+            (
+                "Device time",
+                f"{format_ms(s['device_time_ms'])} (kernels {format_ms(s['kernel_time_ms'])})",
+            ),
+            (
+                "GPU busy",
+                f"{format_percent(s['gpu_busy_fraction'])} of the span, idle "
+                f"{format_ms(s['gpu_idle_ms'])}",
+            ),
+            (
+                "Launch API",
+                f"{format_ms(s['launch_api_ms'])} in {format_count(s['kernel_launch_count'])} "
+                f"kernel launches, {format_count(s['cudagraph_replay_count'])} CUDA-graph replays",
+            ),
+        ]
+    rows.append(("Compiled regions", _compiled_text(s)))
+    rows.append(
+        (
+            "Host ops",
+            f"{format_count(s['cpu_op_count'])} ops, {format_ms(s['cpu_op_self_ms'])} self time",
+        )
+    )
+    return _facts_table(rows)
+
+
+def _compiled_text(s: Mapping[str, Any]) -> str:
+    if s.get("compiled_region_ms") is None:
+        return "none (no 'Torch-Compiled Region' event)"
+    names = ", ".join(s.get("compiled_region_names") or []) or "backward only"
+    return (
+        f"{format_ms(s['compiled_region_ms'])} inside, "
+        f"{format_ms(s['outside_compiled_region_ms'])} outside ({names})"
+    )
+
+
+def _name_cell(name: str) -> Text:
+    # The column may shrink (it is the only one that can), the name inside it never wraps.
+    return Text(name, no_wrap=True, overflow="ellipsis")
+
+
+def kernel_table(
+    kernels: Sequence[Mapping[str, Any]], *, per_call: bool, title: str = "Top kernels"
+) -> Table:
+    suffix = " / call" if per_call else ""
+    table = Table(title=f"{title} by device time", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("Kernel", min_width=16)
+    table.add_column("Library", no_wrap=True)
+    table.add_column(f"Count{suffix}", justify="right", no_wrap=True)
+    table.add_column(f"Time{suffix}", justify="right", no_wrap=True)
+    table.add_column("Share", justify="right", no_wrap=True)
+    for k in kernels:
+        count = k.get("count_per_call", k.get("count"))
+        ms = k.get("ms_per_call", k.get("total_ms"))
+        table.add_row(
+            _name_cell(k["name"]),
+            FAMILY_LABELS.get(k["family"], k["family"]),
+            format_count(count),
+            format_ms(ms),
+            format_percent(k["share"]),
+        )
+    return table
+
+
+def family_table(families: Sequence[Mapping[str, Any]], *, per_call: bool) -> Table:
+    suffix = " / call" if per_call else ""
+    table = Table(title="Kernel time by library", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("Library", no_wrap=True)
+    table.add_column(f"Kernels{suffix}", justify="right", no_wrap=True)
+    table.add_column(f"Time{suffix}", justify="right", no_wrap=True)
+    table.add_column("Share", justify="right", no_wrap=True)
+    for f in families:
+        table.add_row(
+            FAMILY_LABELS.get(f["family"], f["family"]),
+            format_count(f.get("count_per_call", f.get("count"))),
+            format_ms(f.get("ms_per_call", f.get("total_ms"))),
+            format_percent(f["share"]),
+        )
+    return table
+
+
+def op_table(
+    ops: Sequence[Mapping[str, Any]], *, per_call: bool, title: str = "Top host ops"
+) -> Table:
+    suffix = " / call" if per_call else ""
+    table = Table(title=f"{title} by self time", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("Op", min_width=16)
+    table.add_column(f"Count{suffix}", justify="right", no_wrap=True)
+    table.add_column(f"Self time{suffix}", justify="right", no_wrap=True)
+    table.add_column("Share", justify="right", no_wrap=True)
+    for op in ops:
+        table.add_row(
+            _name_cell(op["name"]),
+            format_count(op.get("count_per_call", op.get("count"))),
+            format_ms(op.get("self_ms_per_call", op.get("self_ms"))),
+            format_percent(op["share"]),
+        )
+    return table
+
+
+_ROWS: tuple[tuple[str, str, str], ...] = (
+    # (label, CallProfile key, format)
+    ("Wall time / call (under profiler)", "wall_ms", "ms"),
+    ("Kernels / call", "kernels_per_call", "count"),
+    ("Kernel time / call", "kernel_ms_per_call", "ms"),
+    ("Device time / call", "device_ms_per_call", "ms"),
+    ("GPU busy", "gpu_busy_fraction", "percent"),
+    ("GPU idle / call", "gpu_idle_ms_per_call", "ms"),
+    ("Launch API / call", "launch_api_ms_per_call", "ms"),
+    ("CUDA-graph replays / call", "cudagraph_replays_per_call", "count"),
+    ("Compiled regions / call", "compiled_regions_per_call", "count"),
+    ("Inside compiled / call", "compiled_region_ms_per_call", "ms"),
+    ("Outside compiled / call", "outside_compiled_region_ms_per_call", "ms"),
+    ("Host-op self time / call", "host_op_self_ms_per_call", "ms"),
+)
+_FORMATS = {"ms": format_ms, "count": format_count, "percent": format_percent}
+
+
+def call_comparison_table(entry: Mapping[str, Any]) -> Table:
+    """Eager against compiled, one row per figure, for one entry point."""
+    table = Table(
+        title=f"{entry['name']}: eager vs compiled", box=box.SIMPLE_HEAD, title_justify="left"
+    )
+    table.add_column("Per call", no_wrap=True)
+    table.add_column("eager", justify="right", no_wrap=True)
+    table.add_column("compiled", justify="right", no_wrap=True)
+    for label, key, kind in _ROWS:
+        fmt = _FORMATS[kind]
+        table.add_row(label, fmt(entry["eager"].get(key)), fmt(entry["compiled"].get(key)))
+    return table
+
+
+def what_if_text(what_if: Mapping[str, Any]) -> Text:
+    status = what_if.get("status")
+    if status != "measured":
+        verb = "failed" if status == "failed" else "not run"
+        return Text(f"reduce-overhead what-if {verb}: {what_if.get('reason')}")
+    eager = what_if["speedup_over_eager"]
+    default = what_if["speedup_over_default"]
+    text = Text("reduce-overhead (CUDA graphs), timed interleaved: ", style="bold")
+    text.append(
+        f"{format_ms(what_if['reduce_overhead']['median_ms'])} median, "
+        f"{_ratio(eager)} over eager, {_ratio(default)} over default compiled"
+    )
+    if what_if.get("cudagraph_skip_reasons"):
+        text.append("; cudagraph skipped: " + "; ".join(what_if["cudagraph_skip_reasons"]))
+    return text
+
+
+def _ratio(speedup: Mapping[str, Any]) -> str:
+    ratio, low, high = (_number(speedup.get(k)) for k in ("ratio", "low", "high"))
+    if ratio is None:
+        return MISSING
+    if low is None or high is None:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2f}x ({low:.2f}–{high:.2f}x)"
+
+
+def kernel_report_view(report: Any) -> RenderableType:
+    """Per entry point: the eager/compiled table, the what-if, the compiled side's top kernels."""
+    r = _record(report)
+    parts: list[RenderableType] = [
+        Text(
+            f"Kernel timing on {r['device']}, {r['profiled_calls']} profiled calls per side "
+            f"after {r['warmup_calls']} warm-up calls (torch {r['torch_version']})",
+            style="bold",
+        )
+    ]
+    for entry in r["entry_points"]:
+        parts.append(call_comparison_table(entry))
+        if not entry["compiled"].get("has_device_activity"):
+            parts.append(Text("No device activity recorded: device rows do not apply (—)."))
+        parts.append(what_if_text(entry.get("reduce_overhead") or {}))
+        compiled = entry["compiled"]
+        if compiled.get("top_kernels"):
+            parts.append(
+                kernel_table(compiled["top_kernels"], per_call=True, title="Compiled: top kernels")
+            )
+        else:
+            ops = compiled.get("top_ops") or []
+            parts.append(op_table(ops, per_call=True, title="Compiled: top host ops"))
+    parts.append(
+        _facts_table(
+            [
+                ("Traces", r["tensorboard_logdir"] + " (also open in Perfetto)"),
+                ("View", r["tensorboard_command"]),
+            ]
+        )
+    )
+    return Group(*parts)

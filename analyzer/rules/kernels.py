@@ -1,0 +1,283 @@
+"""Kernel-timing rules: launch-bound calls, and compiled calls whose time is spent outside
+compiled code.
+
+They read the recorded kernel-timing probe (`probes["kernels"]`, a `KernelTimingReport` as JSON)
+and, through `check_trace`, a single `TraceSummary` as JSON (`compile-diagnose trace`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from analyzer.findings import Finding, make_finding
+
+# Below this fraction of its span with a kernel running, the GPU waits on the host most of a call.
+LAUNCH_BOUND_BUSY = 0.5
+# A compiled call with at least this share of its span, and this much time, outside compiled code.
+OUTSIDE_SHARE = 0.3
+OUTSIDE_MIN_MS = 0.5
+# A measured speedup counts as a fix when even its pessimistic end clears this.
+USEFUL_SPEEDUP = 1.1
+
+
+def check(probes: Mapping[str, Any]) -> list[Finding]:
+    report = probes.get("kernels")
+    if not isinstance(report, Mapping):
+        return []
+    findings: list[Finding] = []
+    for entry in report.get("entry_points") or []:
+        compiled = entry.get("compiled") or {}
+        found = launch_bound_call(entry, report)
+        findings += [found] if found else []
+        found = outside_compiled_call(str(entry.get("name", "")), compiled)
+        findings += [found] if found else []
+    return findings
+
+
+def check_trace(summary: Mapping[str, Any]) -> list[Finding]:
+    """The same rules over one trace's totals (`TraceSummary` as JSON)."""
+    findings = [launch_bound_trace(summary), outside_compiled_trace(summary)]
+    return [f for f in findings if f is not None]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Finding | None:
+    name = str(entry.get("name", ""))
+    compiled = entry.get("compiled") or {}
+    eager = entry.get("eager") or {}
+    busy = _number(compiled.get("gpu_busy_fraction"))
+    if busy is None or busy >= LAUNCH_BOUND_BUSY:
+        return None
+    kernels = _number(compiled.get("kernels_per_call")) or 0.0
+    kernel_ms = _number(compiled.get("kernel_ms_per_call")) or 0.0
+    wall_ms = _number(compiled.get("wall_ms")) or 0.0
+    idle_ms = _number(compiled.get("gpu_idle_ms_per_call"))
+    evidence = {
+        "entry_point": name,
+        "gpu_busy_pct": round(100 * busy, 1),
+        "kernels_per_call": kernels,
+        "kernel_ms_per_call": kernel_ms,
+        "wall_ms_per_call_under_profiler": wall_ms,
+        "gpu_idle_ms_per_call": idle_ms,
+        "launch_api_ms_per_call": _number(compiled.get("launch_api_ms_per_call")),
+        "eager_gpu_busy_pct": _percent(eager.get("gpu_busy_fraction")),
+        "eager_kernels_per_call": _number(eager.get("kernels_per_call")),
+        "traces": [p for p in (eager.get("trace_path"), compiled.get("trace_path")) if p],
+    }
+    what_if = entry.get("reduce_overhead") or {}
+    fix = _measured_fix(what_if)
+    if fix is None:
+        evidence["reduce_overhead_what_if"] = what_if.get("reason", "not run")
+    helped = fix is not None and (_number(fix["speedup_over_default_low"]) or 0) > USEFUL_SPEEDUP
+    return make_finding(
+        "launch-bound",
+        confidence="high" if helped else "medium",
+        cause=f"The GPU is busy {100 * busy:.1f} % of a compiled {name} call "
+        f"({_kernels(kernels)}, {_ms(kernel_ms)} of kernel time in {_ms(wall_ms)} under the "
+        "profiler): the host launches kernels more slowly than the GPU runs them.",
+        evidence=evidence,
+        next_steps=_launch_bound_steps(fix, what_if, report.get("tensorboard_command")),
+        measured_fix=fix,
+        impact_ms=_saved_ms(fix) if fix is not None else idle_ms,
+    )
+
+
+def launch_bound_trace(summary: Mapping[str, Any]) -> Finding | None:
+    busy = _number(summary.get("gpu_busy_fraction"))
+    if busy is None or busy >= LAUNCH_BOUND_BUSY:
+        return None
+    kernels = _number(summary.get("kernel_count")) or 0.0
+    device_ms = _number(summary.get("device_time_ms")) or 0.0
+    span_ms = _number(summary.get("span_ms")) or 0.0
+    return make_finding(
+        "launch-bound",
+        confidence="medium",
+        cause=f"The GPU is busy {100 * busy:.1f} % of the trace's span ({_kernels(kernels)}, "
+        f"{_ms(device_ms)} of device time in {_ms(span_ms)}): the device waits on the host "
+        "most of the time.",
+        evidence={
+            "trace": summary.get("source"),
+            "gpu_busy_pct": round(100 * busy, 1),
+            "kernel_count": kernels,
+            "device_time_ms": device_ms,
+            "span_ms": span_ms,
+            "gpu_idle_ms": _number(summary.get("gpu_idle_ms")),
+            "launch_api_ms": _number(summary.get("launch_api_ms")),
+            "cudagraph_replay_count": _number(summary.get("cudagraph_replay_count")),
+        },
+        next_steps=_launch_bound_steps(None, {}, None),
+        impact_ms=_number(summary.get("gpu_idle_ms")),
+    )
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1e3:.1f} µs" if abs(value) < 0.1 else f"{value:.2f} ms"
+
+
+def _kernels(count: float) -> str:
+    return f"{count:.0f} kernel" if count == 1 else f"{count:.0f} kernels"
+
+
+def _times(value: Any) -> str:
+    number = _number(value)
+    return "?x" if number is None else f"{number:.2f}x"
+
+
+def _percent(value: Any) -> float | None:
+    number = _number(value)
+    return None if number is None else round(100 * number, 1)
+
+
+def _measured_fix(what_if: Mapping[str, Any]) -> dict[str, Any] | None:
+    if what_if.get("status") != "measured":
+        return None
+    over_eager = what_if.get("speedup_over_eager") or {}
+    over_default = what_if.get("speedup_over_default") or {}
+    return {
+        "change": 'torch.compile(..., mode="reduce-overhead")',
+        "speedup_over_eager": over_eager.get("ratio"),
+        "speedup_over_eager_low": over_eager.get("low"),
+        "speedup_over_eager_high": over_eager.get("high"),
+        "speedup_over_default": over_default.get("ratio"),
+        "speedup_over_default_low": over_default.get("low"),
+        "speedup_over_default_high": over_default.get("high"),
+        "eager_median_ms": (what_if.get("eager") or {}).get("median_ms"),
+        "default_median_ms": (what_if.get("default") or {}).get("median_ms"),
+        "reduce_overhead_median_ms": (what_if.get("reduce_overhead") or {}).get("median_ms"),
+        "first_call_s": what_if.get("first_call_s"),
+        "cudagraph_skips": what_if.get("cudagraph_skips"),
+        "cudagraph_skip_reasons": list(what_if.get("cudagraph_skip_reasons") or []),
+    }
+
+
+def _saved_ms(fix: Mapping[str, Any]) -> float | None:
+    default, replayed = fix.get("default_median_ms"), fix.get("reduce_overhead_median_ms")
+    if _number(default) is None or _number(replayed) is None:
+        return None
+    return float(default) - float(replayed)
+
+
+def _launch_bound_steps(
+    fix: Mapping[str, Any] | None, what_if: Mapping[str, Any], tensorboard: Any
+) -> list[str]:
+    steps: list[str] = []
+    if fix is None:
+        steps.append('torch.compile(model, mode="reduce-overhead")  # CUDA graphs: one launch')
+        if what_if.get("reason"):
+            steps.append(f"not measured here: {what_if['reason']}")
+    elif (_number(fix["speedup_over_default_low"]) or 0) > USEFUL_SPEEDUP:
+        steps.append(
+            'torch.compile(model, mode="reduce-overhead")  # measured '
+            f"{_times(fix['speedup_over_eager'])} over eager, "
+            f"{_times(fix['speedup_over_default'])} over default"
+        )
+    else:
+        steps.append(
+            "reduce-overhead was measured and did not clearly help "
+            f"({_times(fix['speedup_over_default'])} over default): look for the host work "
+            "between kernels in the trace"
+        )
+    for reason in (fix or {}).get("cudagraph_skip_reasons") or []:
+        steps.append(f"remove the cause of the cudagraph skip: {reason}")
+    if tensorboard:
+        steps.append(f"{tensorboard}  # see the gaps between kernels")
+    return steps
+
+
+def outside_compiled_call(name: str, compiled: Mapping[str, Any]) -> Finding | None:
+    inside = _number(compiled.get("compiled_region_ms_per_call"))
+    outside = _number(compiled.get("outside_compiled_region_ms_per_call"))
+    span = _number(compiled.get("span_ms_per_call"))
+    if not _mostly_outside(inside, outside, span):
+        return None
+    regions = _number(compiled.get("compiled_regions_per_call")) or 0.0
+    return _outside_finding(
+        f"compiled {name} call",
+        outside,
+        span,
+        regions,
+        evidence={
+            "entry_point": name,
+            "outside_compiled_ms_per_call": outside,
+            "compiled_region_ms_per_call": inside,
+            "span_ms_per_call": span,
+            "compiled_regions_per_call": regions,
+            "compiled_regions": list(compiled.get("compiled_region_names") or []),
+            "trace": compiled.get("trace_path"),
+        },
+    )
+
+
+def outside_compiled_trace(summary: Mapping[str, Any]) -> Finding | None:
+    """Per ProfilerStep when the trace has steps, so the time floor means the same per call."""
+    steps = _number(summary.get("step_count")) or 1.0
+    inside, outside, span = (
+        None if value is None else value / steps
+        for value in (
+            _number(summary.get("compiled_region_ms")),
+            _number(summary.get("outside_compiled_region_ms")),
+            _number(summary.get("span_ms")),
+        )
+    )
+    if not _mostly_outside(inside, outside, span):
+        return None
+    regions = (_number(summary.get("compiled_region_count")) or 0.0) / steps
+    return _outside_finding(
+        "traced step" if summary.get("step_count") else "traced span",
+        outside,
+        span,
+        regions,
+        evidence={
+            "trace": summary.get("source"),
+            "steps": summary.get("step_count"),
+            "outside_compiled_ms_per_step": outside,
+            "compiled_region_ms_per_step": inside,
+            "span_ms_per_step": span,
+            "compiled_regions": list(summary.get("compiled_region_names") or []),
+            "compiled_regions_per_step": regions,
+        },
+    )
+
+
+def _mostly_outside(inside: float | None, outside: float | None, span: float | None) -> bool:
+    if inside is None or outside is None or not span:
+        return False
+    return outside / span >= OUTSIDE_SHARE and outside >= OUTSIDE_MIN_MS
+
+
+def _outside_finding(
+    what: str,
+    outside: float | None,
+    span: float | None,
+    regions: float,
+    evidence: dict[str, Any],
+) -> Finding:
+    assert outside is not None and span  # checked by _mostly_outside
+    share = outside / span
+    evidence["outside_pct"] = round(100 * share, 1)
+    steps = [
+        "profile the call and read what runs between 'Torch-Compiled Region' events",
+        "optimizer.step = torch.compile(optimizer.step)  # or a fused optimizer (fused=True)",
+        "read losses with .detach() and call .item() after the step, not inside it",
+    ]
+    if regions > 1:
+        steps.insert(
+            0,
+            f"{regions:.0f} compiled regions per call: find the graph breaks "
+            "between them (TORCH_LOGS=graph_breaks) and remove them",
+        )
+    return make_finding(
+        "eager-work-outside-compiled-region",
+        confidence="medium",
+        cause=f"{100 * share:.0f} % of a {what} ({_ms(outside)} of {_ms(span)}) runs outside "
+        "compiled regions, as eager code that compiling does not speed up.",
+        evidence=evidence,
+        next_steps=steps,
+        impact_ms=outside,
+    )

@@ -1,0 +1,431 @@
+"""Kernel-timing probe: where the time of one call goes, eager against compiled.
+
+Each entry point is a pair of zero-argument callables (eager call, compiled call). Each side is
+warmed up, then profiled in a run of its own (never a run that is timed) with `torch.profiler`,
+one ProfilerStep per call, and written with `tensorboard_trace_handler` to
+`<out>/tensorboard/eager/` and `<out>/tensorboard/compiled/`: two runs for TensorBoard's PyTorch
+Profiler plugin, with one worker per entry point; the same files open in Perfetto. Each trace is
+then read back with `probes.trace_analysis` and reduced to per-call figures.
+
+What-if: on CUDA, when the default compiled call leaves the GPU idle most of its span, a
+`mode="reduce-overhead"` twin (CUDA graphs) supplied by the caller is timed against eager and
+default with `measure_interleaved` (not under the profiler), with any cudagraph skip and its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import statistics
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.profiler import (
+    ProfilerActivity,
+    profile,
+    record_function,
+    schedule,
+    tensorboard_trace_handler,
+)
+
+from probes.kineto_trace import load_trace
+from probes.timing import Speedup, measure_interleaved, synchronize, time_first_call
+from probes.trace_analysis import TraceSummary, summarize
+
+SIDES = ("eager", "compiled")
+DEFAULT_BUSY_THRESHOLD = 0.5  # below it the GPU is idle most of the call: launch-bound
+
+EntryPointCalls = tuple[Callable[[], Any], Callable[[], Any]]
+ReduceOverheadFactory = Callable[[str], Callable[[], Any]]
+
+
+@dataclass
+class KernelPerCall:
+    name: str
+    family: str
+    count_per_call: float
+    ms_per_call: float
+    share: float  # of kernel time
+
+
+@dataclass
+class KernelFamilyPerCall:
+    family: str
+    count_per_call: float
+    ms_per_call: float
+    share: float  # of kernel time
+
+
+@dataclass
+class OpPerCall:
+    name: str
+    count_per_call: float
+    self_ms_per_call: float
+    share: float  # of host-op self time
+
+
+@dataclass
+class CallProfile:
+    """One side of one entry point, per call, from its own profiled run (under the profiler)."""
+
+    side: str  # "eager" | "compiled"
+    trace_path: str
+    calls: int  # ProfilerSteps found in the trace
+    wall_ms: float  # median ProfilerStep duration, host side, under the profiler
+    wall_ms_samples: list[float]
+    span_ms_per_call: float  # analysed window / calls, includes a device tail
+    has_device_activity: bool
+    # Device side: None when the run recorded no device activity (CPU).
+    kernels_per_call: float | None
+    memcpy_per_call: float | None
+    memset_per_call: float | None
+    kernel_ms_per_call: float | None
+    device_ms_per_call: float | None
+    gpu_busy_fraction: float | None
+    gpu_idle_ms_per_call: float | None
+    launch_api_ms_per_call: float | None
+    kernel_launches_per_call: float | None
+    cudagraph_replays_per_call: float | None
+    top_kernels: list[KernelPerCall] | None
+    kernel_families: list[KernelFamilyPerCall] | None
+    # Compiled code: None when the call ran no compiled region.
+    compiled_region_names: list[str]
+    compiled_regions_per_call: float
+    compiled_region_ms_per_call: float | None
+    outside_compiled_region_ms_per_call: float | None
+    host_op_self_ms_per_call: float
+    top_ops: list[OpPerCall]
+
+
+@dataclass
+class ReduceOverheadWhatIf:
+    status: str  # "measured" | "not-run" | "failed"
+    reason: str  # why it ran, or why not
+    first_call_s: float | None = None  # compile and CUDA-graph recording
+    eager: dict[str, Any] | None = None  # Measurement.summary()
+    default: dict[str, Any] | None = None
+    reduce_overhead: dict[str, Any] | None = None
+    speedup_over_eager: dict[str, Any] | None = None  # Speedup.summary()
+    speedup_over_default: dict[str, Any] | None = None
+    cudagraph_skips: int | None = None
+    cudagraph_skip_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EntryPointKernels:
+    name: str
+    eager: CallProfile
+    compiled: CallProfile
+    reduce_overhead: ReduceOverheadWhatIf
+
+
+@dataclass
+class KernelTimingReport:
+    device: str
+    torch_version: str
+    warmup_calls: int
+    profiled_calls: int
+    busy_threshold: float
+    tensorboard_logdir: str
+    tensorboard_command: str
+    entry_points: list[EntryPointKernels]
+
+
+def profile_kernels(
+    entry_points: Mapping[str, EntryPointCalls],
+    *,
+    device: torch.device | str,
+    out_dir: Path | str,
+    warmup: int = 3,
+    calls: int = 5,
+    reduce_overhead: ReduceOverheadFactory | None = None,
+    what_if_iters: int = 20,
+    what_if_warmup: int = 3,
+    busy_threshold: float = DEFAULT_BUSY_THRESHOLD,
+) -> KernelTimingReport:
+    """Profile every entry point's eager and compiled call; measure the what-if where it applies.
+
+    `reduce_overhead(name)` returns a zero-argument call of a `mode="reduce-overhead"` twin of
+    the entry point `name`; it is asked for only when the what-if runs.
+    """
+    if calls < 1:
+        raise ValueError(f"calls must be at least 1, got {calls}")
+    device = torch.device(device)
+    logdir = Path(out_dir).resolve() / "tensorboard"
+    results = []
+    for name, (eager_call, compiled_call) in entry_points.items():
+        profiles = {
+            side: profile_call(
+                call,
+                entry_point=name,
+                side=side,
+                device=device,
+                logdir=logdir,
+                warmup=warmup,
+                calls=calls,
+            )
+            for side, call in zip(SIDES, (eager_call, compiled_call), strict=True)
+        }
+        what_if = reduce_overhead_what_if(
+            name,
+            eager_call,
+            compiled_call,
+            profiles["compiled"],
+            device=device,
+            factory=reduce_overhead,
+            iters=what_if_iters,
+            warmup=what_if_warmup,
+            busy_threshold=busy_threshold,
+        )
+        results.append(EntryPointKernels(name, profiles["eager"], profiles["compiled"], what_if))
+    return KernelTimingReport(
+        device=str(device),
+        torch_version=torch.__version__,
+        warmup_calls=warmup,
+        profiled_calls=calls,
+        busy_threshold=busy_threshold,
+        tensorboard_logdir=str(logdir),
+        tensorboard_command=f"tensorboard --logdir {shlex.quote(str(logdir))}",
+        entry_points=results,
+    )
+
+
+def worker_name(entry_point: str) -> str:
+    """A file-safe TensorBoard worker name for an entry point."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", entry_point).strip("_") or "call"
+
+
+def profile_call(
+    call: Callable[[], Any],
+    *,
+    entry_point: str,
+    side: str,
+    device: torch.device,
+    logdir: Path,
+    warmup: int,
+    calls: int,
+) -> CallProfile:
+    """Warm up, profile `calls` calls (one ProfilerStep each), read the trace back per call."""
+    for _ in range(warmup):
+        call()
+    synchronize(device)
+    trace_path = record_trace(
+        call,
+        label=f"{entry_point} ({side})",
+        run_dir=logdir / side,
+        worker=worker_name(entry_point),
+        device=device,
+        calls=calls,
+    )
+    return call_profile(side, trace_path, summarize(load_trace(trace_path), top=10))
+
+
+def record_trace(
+    call: Callable[[], Any],
+    *,
+    label: str,
+    run_dir: Path,
+    worker: str,
+    device: torch.device,
+    calls: int,
+) -> Path:
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    before = set(run_dir.glob(f"{worker}.*.pt.trace.json"))
+    # One untraced profiler step first: the profiler's own start-up stays out of the trace.
+    steps = schedule(wait=0, warmup=1, active=calls, repeat=1)
+    with warnings.catch_warnings():
+        # One cycle only, so "events are cleared at the end of each cycle" does not apply.
+        warnings.filterwarnings("ignore", message=".*Profiler clears events")
+        with profile(
+            activities=activities,
+            schedule=steps,
+            on_trace_ready=tensorboard_trace_handler(str(run_dir), worker_name=worker),
+        ) as profiler:
+            for _ in range(1 + calls):
+                with record_function(label):
+                    call()
+                    synchronize(device)  # the call's kernels end inside its step
+                profiler.step()
+    written = sorted(set(run_dir.glob(f"{worker}.*.pt.trace.json")) - before)
+    if len(written) != 1:
+        raise RuntimeError(f"expected one new trace for {label} in {run_dir}, found {written}")
+    return written[0]
+
+
+def call_profile(side: str, trace_path: Path, summary: TraceSummary) -> CallProfile:
+    """Totals of the trace window divided by the number of profiled calls."""
+    n = max(summary.step_count, 1)
+
+    def per_call(value: float | None) -> float | None:
+        return None if value is None else value / n
+
+    return CallProfile(
+        side=side,
+        trace_path=str(trace_path),
+        calls=summary.step_count,
+        wall_ms=statistics.median(summary.step_ms) if summary.step_ms else summary.span_ms,
+        wall_ms_samples=summary.step_ms,
+        span_ms_per_call=summary.span_ms / n,
+        has_device_activity=summary.has_device_activity,
+        kernels_per_call=per_call(summary.kernel_count),
+        memcpy_per_call=per_call(summary.memcpy_count),
+        memset_per_call=per_call(summary.memset_count),
+        kernel_ms_per_call=per_call(summary.kernel_time_ms),
+        device_ms_per_call=per_call(summary.device_time_ms),
+        gpu_busy_fraction=summary.gpu_busy_fraction,
+        gpu_idle_ms_per_call=per_call(summary.gpu_idle_ms),
+        launch_api_ms_per_call=per_call(summary.launch_api_ms),
+        kernel_launches_per_call=per_call(summary.kernel_launch_count),
+        cudagraph_replays_per_call=per_call(summary.cudagraph_replay_count),
+        top_kernels=None
+        if summary.top_kernels is None
+        else [
+            KernelPerCall(k.name, k.family, k.count / n, k.total_ms / n, k.share)
+            for k in summary.top_kernels
+        ],
+        kernel_families=None
+        if summary.kernel_families is None
+        else [
+            KernelFamilyPerCall(f.family, f.count / n, f.total_ms / n, f.share)
+            for f in summary.kernel_families
+        ],
+        compiled_region_names=summary.compiled_region_names,
+        compiled_regions_per_call=summary.compiled_region_count / n,
+        compiled_region_ms_per_call=per_call(summary.compiled_region_ms),
+        outside_compiled_region_ms_per_call=per_call(summary.outside_compiled_region_ms),
+        host_op_self_ms_per_call=summary.cpu_op_self_ms / n,
+        top_ops=[OpPerCall(o.name, o.count / n, o.self_ms / n, o.share) for o in summary.top_ops],
+    )
+
+
+def reduce_overhead_what_if(
+    name: str,
+    eager_call: Callable[[], Any],
+    compiled_call: Callable[[], Any],
+    compiled: CallProfile,
+    *,
+    device: torch.device,
+    factory: ReduceOverheadFactory | None,
+    iters: int,
+    warmup: int,
+    busy_threshold: float,
+) -> ReduceOverheadWhatIf:
+    """Time a reduce-overhead twin against eager and default compiled, or say why not."""
+    if device.type != "cuda":
+        return ReduceOverheadWhatIf(
+            "not-run",
+            f"the reduce-overhead what-if needs a GPU: CUDA graphs replay recorded GPU work, "
+            f"and this run is on {device.type}",
+        )
+    busy = compiled.gpu_busy_fraction
+    if busy is None:
+        return ReduceOverheadWhatIf("not-run", "the compiled call recorded no device activity")
+    if busy >= busy_threshold:
+        return ReduceOverheadWhatIf(
+            "not-run",
+            f"the default compiled call keeps the GPU busy {busy:.0%} of its span "
+            f"(at or above {busy_threshold:.0%}): not launch-bound",
+        )
+    if factory is None:
+        return ReduceOverheadWhatIf(
+            "not-run",
+            f"the GPU is busy {busy:.0%} of the compiled call, but no reduce-overhead twin "
+            "was supplied",
+        )
+    trigger = f"the default compiled call keeps the GPU busy only {busy:.0%} of its span"
+    failure: Exception | None = None
+    with watch_cudagraph_skips() as skips:
+        try:
+            twin = factory(name)
+
+            def replay() -> Any:
+                # Each call is a whole iteration: outputs of the last one may be freed.
+                torch.compiler.cudagraph_mark_step_begin()
+                return twin()
+
+            first_call_s, _ = time_first_call(replay, device)
+            measured = measure_interleaved(
+                {"eager": eager_call, "default": compiled_call, "reduce-overhead": replay},
+                iters=iters,
+                warmup=warmup,
+                device=device,
+            )
+        except Exception as error:  # a failed what-if must not sink the diagnosis
+            failure = error
+    if failure is not None:
+        return ReduceOverheadWhatIf(
+            "failed",
+            f"{type(failure).__name__}: {failure}".splitlines()[0],
+            cudagraph_skips=skips.count,
+            cudagraph_skip_reasons=skips.reasons,
+        )
+    return ReduceOverheadWhatIf(
+        "measured",
+        trigger,
+        first_call_s=first_call_s,
+        eager=measured["eager"].summary(),
+        default=measured["default"].summary(),
+        reduce_overhead=measured["reduce-overhead"].summary(),
+        speedup_over_eager=Speedup(measured["eager"], measured["reduce-overhead"]).summary(),
+        speedup_over_default=Speedup(measured["default"], measured["reduce-overhead"]).summary(),
+        cudagraph_skips=skips.count,
+        cudagraph_skip_reasons=skips.reasons,
+    )
+
+
+@dataclass
+class CudagraphSkips:
+    count: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+class _MessageList(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def watch_cudagraph_skips() -> Iterator[CudagraphSkips]:
+    """Count cudagraph skips and keep their reasons while the block runs.
+
+    Inductor reports a skip through `log_cudagraph_skip_and_bump_counter`
+    (`torch/_inductor/cudagraph_utils.py`): a warning "skipping cudagraphs due to ..." on the
+    `cudagraphs` artifact logger, `counters["inductor"]["cudagraph_skips"] += 1`, and the reason
+    in the compile's metrics (`cudagraph_skip_reason`). Skips on a CPU-only graph bump the
+    counter without a message.
+    """
+    from torch._dynamo.utils import counters, get_compilation_metrics
+    from torch._inductor import cudagraph_utils
+
+    skips = CudagraphSkips()
+    start = counters["inductor"]["cudagraph_skips"]
+    # Held, so that no new metrics object can take the id of an old one.
+    earlier_metrics = get_compilation_metrics()
+    known_metrics = {id(m) for m in earlier_metrics}
+    handler = _MessageList()
+    logger = cudagraph_utils.cudagraphs_log
+    logger.addHandler(handler)
+    try:
+        yield skips
+    finally:
+        logger.removeHandler(handler)
+        skips.count = counters["inductor"]["cudagraph_skips"] - start
+        reasons = [m for m in handler.messages if "skipping cudagraph" in m]
+        reasons += [
+            m.cudagraph_skip_reason
+            for m in get_compilation_metrics()
+            if id(m) not in known_metrics and getattr(m, "cudagraph_skip_reason", None)
+        ]
+        skips.reasons = list(dict.fromkeys(reasons))

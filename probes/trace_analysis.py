@@ -1,0 +1,417 @@
+"""Where the time of a profiled call went, read from a Kineto trace.
+
+In the manner of Holistic Trace Analysis (`hta/analyzers/`): one parsed trace, and one function
+per question (which window to look at, device time, GPU busy time, launch cost, compiled regions,
+top kernels, top host ops), gathered by `summarize` into one `TraceSummary`.
+
+Rules this module keeps, because getting them wrong double-counts time:
+- Device time is the events of category `kernel`, `gpu_memcpy` and `gpu_memset` only. Annotations
+  (`user_annotation`, `gpu_user_annotation`) span many kernels, so they are never added.
+- A device event belongs to the window when the host call that launched it does (matched by
+  CUPTI's `correlation` id), so a kernel that runs after its step's host code is still counted.
+- A trace without device events is a CPU-only trace: its device fields are None, not zero.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from probes.kineto_trace import KinetoTrace, TraceEvent, TraceFormatError
+
+KERNEL = "kernel"
+MEMCPY = "gpu_memcpy"
+MEMSET = "gpu_memset"
+DEVICE_CATEGORIES = frozenset({KERNEL, MEMCPY, MEMSET})
+ANNOTATION_CATEGORIES = frozenset({"user_annotation", "gpu_user_annotation"})
+PROFILER_SPAN_CATEGORY = "Trace"  # Kineto's own "PyTorch Profiler (0)" span: not activity
+CPU_OP = "cpu_op"
+# Host calls into CUDA; device-side sync events (`cuda_sync`) carry correlation ids too.
+HOST_API_CATEGORIES = frozenset({"cuda_runtime", "cuda_driver"})
+STEP_PREFIX = "ProfilerStep#"
+COMPILED_REGION_PREFIX = "Torch-Compiled Region"
+# The backward of a compiled graph runs under autograd, outside any Torch-Compiled Region event.
+COMPILED_BACKWARD = "CompiledFunctionBackward"
+
+# Host calls that put work on the device. Eager ATen kernels go through the runtime API, Triton
+# kernels through the driver API, CUDA-graph replays through the graph launch.
+GRAPH_LAUNCH_APIS = frozenset({"cudaGraphLaunch", "cuGraphLaunch", "hipGraphLaunch"})
+KERNEL_LAUNCH_APIS = frozenset(
+    {
+        "cudaLaunchKernel",
+        "cudaLaunchKernelExC",
+        "cudaLaunchCooperativeKernel",
+        "cudaLaunchCooperativeKernelMultiDevice",
+        "cuLaunchKernel",
+        "cuLaunchKernelEx",
+        "cuLaunchCooperativeKernel",
+        "hipLaunchKernel",
+        "hipExtLaunchKernel",
+        "hipModuleLaunchKernel",
+    }
+)
+LAUNCH_APIS = KERNEL_LAUNCH_APIS | GRAPH_LAUNCH_APIS
+
+# Checked in order: cuDNN's implicit-GEMM convolutions contain "gemm" too.
+_FAMILY_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("triton", ("triton",)),
+    ("cudnn", ("cudnn", "xmma_fprop", "xmma_dgrad", "xmma_wgrad", "convolve", "conv2d")),
+    ("cublas", ("cublas", "gemm", "gemv", "nvjet", "cutlass", "splitkreduce")),
+)
+KERNEL_FAMILIES = ("triton", "cublas", "cudnn", "other")
+
+
+@dataclass
+class KernelStat:
+    name: str
+    family: str  # "triton" | "cublas" | "cudnn" | "other"
+    count: int
+    total_ms: float
+    share: float  # of the window's kernel time
+
+
+@dataclass
+class KernelFamilyShare:
+    family: str
+    count: int
+    total_ms: float
+    share: float  # of the window's kernel time
+
+
+@dataclass
+class OpStat:
+    name: str
+    count: int
+    self_ms: float  # time in the op itself, not in ops it called
+    share: float  # of the window's host-op self time
+
+
+@dataclass
+class TraceSummary:
+    """Totals over the analysed window of one trace (all profiled calls together)."""
+
+    source: str
+    device_names: list[str]
+    has_device_activity: bool
+    window_source: str  # "ProfilerStep" (the recorded steps) or "events" (first to last event)
+    span_ms: float
+    step_count: int
+    step_ms: list[float]  # duration of each ProfilerStep, host side
+    # Device side: None when the trace holds no device activity.
+    kernel_count: int | None
+    memcpy_count: int | None
+    memset_count: int | None
+    kernel_time_ms: float | None
+    device_time_ms: float | None  # kernel + memcpy + memset
+    gpu_busy_ms: float | None  # union of device intervals
+    gpu_busy_fraction: float | None  # gpu_busy_ms / span_ms
+    gpu_idle_ms: float | None
+    launch_api_ms: float | None  # host time inside launch calls
+    launch_counts: dict[str, int] | None  # per launch API
+    kernel_launch_count: int | None
+    cudagraph_replay_count: int | None
+    top_kernels: list[KernelStat] | None
+    kernel_families: list[KernelFamilyShare] | None
+    # Compiled code: None when the trace shows no compiled region.
+    compiled_region_names: list[str]
+    compiled_region_count: int
+    compiled_backward_count: int
+    compiled_region_ms: float | None
+    outside_compiled_region_ms: float | None
+    # Host ops: always present, the whole story of a CPU-only trace.
+    cpu_op_count: int
+    cpu_op_self_ms: float
+    top_ops: list[OpStat]
+
+
+@dataclass(frozen=True)
+class Window:
+    start_us: float
+    end_us: float
+    source: str
+    step_ms: tuple[float, ...]
+
+    @property
+    def span_us(self) -> float:
+        return self.end_us - self.start_us
+
+    def holds(self, ts_us: float) -> bool:
+        return self.start_us <= ts_us <= self.end_us
+
+
+def summarize(trace: KinetoTrace, *, top: int = 10) -> TraceSummary:
+    window = analysis_window(trace.events)
+    device = device_events_in(trace.events, window)
+    has_device = any(e.category in DEVICE_CATEGORIES for e in trace.events)
+    if device:  # a kernel running past its step's host code stretches the call
+        window = Window(
+            window.start_us,
+            max(window.end_us, max(e.end_us for e in device)),
+            window.source,
+            window.step_ms,
+        )
+    host = [e for e in trace.events if window.holds(e.ts_us)]
+    regions = compiled_region_time(host, window)
+    ops = host_op_breakdown(host, top=top)
+    span_ms = window.span_us / 1e3
+    summary = TraceSummary(
+        source=str(trace.path),
+        device_names=trace.device_names,
+        has_device_activity=has_device,
+        window_source=window.source,
+        span_ms=span_ms,
+        step_count=len(window.step_ms),
+        step_ms=list(window.step_ms),
+        kernel_count=None,
+        memcpy_count=None,
+        memset_count=None,
+        kernel_time_ms=None,
+        device_time_ms=None,
+        gpu_busy_ms=None,
+        gpu_busy_fraction=None,
+        gpu_idle_ms=None,
+        launch_api_ms=None,
+        launch_counts=None,
+        kernel_launch_count=None,
+        cudagraph_replay_count=None,
+        top_kernels=None,
+        kernel_families=None,
+        compiled_region_names=regions.names,
+        compiled_region_count=regions.forward_count,
+        compiled_backward_count=regions.backward_count,
+        compiled_region_ms=regions.ms,
+        outside_compiled_region_ms=None if regions.ms is None else span_ms - regions.ms,
+        cpu_op_count=ops.count,
+        cpu_op_self_ms=ops.self_ms,
+        top_ops=ops.top,
+    )
+    if has_device:
+        _fill_device_fields(summary, device, host, window, top)
+    return summary
+
+
+def _fill_device_fields(
+    summary: TraceSummary,
+    device: list[TraceEvent],
+    host: list[TraceEvent],
+    window: Window,
+    top: int,
+) -> None:
+    counts = Counter(e.category for e in device)
+    summary.kernel_count = counts[KERNEL]
+    summary.memcpy_count = counts[MEMCPY]
+    summary.memset_count = counts[MEMSET]
+    summary.kernel_time_ms = sum(e.dur_us for e in device if e.category == KERNEL) / 1e3
+    summary.device_time_ms = sum(e.dur_us for e in device) / 1e3
+    busy_ms = busy_time_us(device, window) / 1e3
+    summary.gpu_busy_ms = busy_ms
+    summary.gpu_busy_fraction = busy_ms / summary.span_ms if summary.span_ms > 0 else 0.0
+    summary.gpu_idle_ms = summary.span_ms - busy_ms
+    launches = launch_statistics(host)
+    summary.launch_api_ms = launches.api_ms
+    summary.launch_counts = launches.counts
+    summary.kernel_launch_count = launches.kernel_launches
+    summary.cudagraph_replay_count = launches.graph_launches
+    summary.top_kernels, summary.kernel_families = kernel_breakdown(device, top=top)
+
+
+def analysis_window(events: Sequence[TraceEvent]) -> Window:
+    """The recorded ProfilerSteps, else first to last event.
+
+    A step that outlives the trace's last recorded event (the recording stopped while it was
+    open) ends with that event instead.
+    """
+    activity = [
+        e
+        for e in events
+        if e.category not in ANNOTATION_CATEGORIES and e.category != PROFILER_SPAN_CATEGORY
+    ] or [e for e in events if e.category != PROFILER_SPAN_CATEGORY]
+    if not activity:
+        raise TraceFormatError("the trace holds no timed events to analyse")
+    first = min(e.ts_us for e in activity)
+    last = max(e.end_us for e in activity)
+    steps = profiler_steps(events)
+    if steps:
+        start = min(e.ts_us for e in steps)
+        end = min(last, max(e.end_us for e in steps))
+        if end > start:
+            return Window(start, end, "ProfilerStep", tuple(e.dur_us / 1e3 for e in steps))
+    return Window(first, last, "events", ())
+
+
+def profiler_steps(events: Iterable[TraceEvent]) -> list[TraceEvent]:
+    """Host-side ProfilerStep ranges (not their GPU-side copies), in time order."""
+    steps = [
+        e for e in events if e.name.startswith(STEP_PREFIX) and e.category != "gpu_user_annotation"
+    ]
+    return sorted(steps, key=lambda e: e.ts_us)
+
+
+def device_events_in(events: Sequence[TraceEvent], window: Window) -> list[TraceEvent]:
+    """Kernels, copies and memsets whose launching host call lies in the window."""
+    launched_at = {
+        e.args["correlation"]: e.ts_us
+        for e in events
+        if e.category in HOST_API_CATEGORIES and "correlation" in e.args
+    }
+    return [
+        e
+        for e in events
+        if e.category in DEVICE_CATEGORIES
+        and window.holds(launched_at.get(e.args.get("correlation"), e.ts_us))
+    ]
+
+
+def union_us(intervals: Iterable[tuple[float, float]]) -> float:
+    """Total length covered by the intervals, overlaps counted once."""
+    total = 0.0
+    current_start = current_end = None
+    for start, end in sorted(intervals):
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None:
+        total += current_end - current_start
+    return total
+
+
+def _clipped(events: Iterable[TraceEvent], window: Window) -> list[tuple[float, float]]:
+    spans = ((max(e.ts_us, window.start_us), min(e.end_us, window.end_us)) for e in events)
+    return [(start, end) for start, end in spans if end > start]
+
+
+def busy_time_us(device: Sequence[TraceEvent], window: Window) -> float:
+    """Time at least one stream of the device was running something."""
+    return union_us(_clipped(device, window))
+
+
+@dataclass(frozen=True)
+class LaunchStatistics:
+    api_ms: float
+    counts: dict[str, int]
+    kernel_launches: int
+    graph_launches: int
+
+
+def launch_statistics(host: Iterable[TraceEvent]) -> LaunchStatistics:
+    launches = [e for e in host if e.name in LAUNCH_APIS]
+    counts = Counter(e.name for e in launches)
+    return LaunchStatistics(
+        api_ms=sum(e.dur_us for e in launches) / 1e3,
+        counts=dict(sorted(counts.items())),
+        kernel_launches=sum(n for name, n in counts.items() if name in KERNEL_LAUNCH_APIS),
+        graph_launches=sum(n for name, n in counts.items() if name in GRAPH_LAUNCH_APIS),
+    )
+
+
+def kernel_family(name: str) -> str:
+    lowered = name.lower()
+    for family, markers in _FAMILY_MARKERS:
+        if any(marker in lowered for marker in markers):
+            return family
+    return "other"
+
+
+def kernel_breakdown(
+    device: Iterable[TraceEvent], *, top: int
+) -> tuple[list[KernelStat], list[KernelFamilyShare]]:
+    """Kernels grouped by name (top `top` by time) and by library family."""
+    count: Counter[str] = Counter()
+    time_us: defaultdict[str, float] = defaultdict(float)
+    for e in device:
+        if e.category == KERNEL:
+            count[e.name] += 1
+            time_us[e.name] += e.dur_us
+    total_us = sum(time_us.values())
+    kernels = [
+        KernelStat(name, kernel_family(name), count[name], us / 1e3, _share(us, total_us))
+        for name, us in time_us.items()
+    ]
+    kernels.sort(key=lambda k: (-k.total_ms, k.name))
+    families = []
+    for family in KERNEL_FAMILIES:
+        members = [k for k in kernels if k.family == family]
+        family_ms = sum((k.total_ms for k in members), 0.0)
+        families.append(
+            KernelFamilyShare(
+                family,
+                sum(k.count for k in members),
+                family_ms,
+                _share(family_ms * 1e3, total_us),
+            )
+        )
+    return kernels[:top], families
+
+
+@dataclass(frozen=True)
+class CompiledRegionTime:
+    names: list[str]
+    forward_count: int
+    backward_count: int
+    ms: float | None
+
+
+def compiled_region_time(host: Sequence[TraceEvent], window: Window) -> CompiledRegionTime:
+    """Union of compiled forward regions and compiled backward nodes inside the window."""
+    forward = [e for e in host if e.name.startswith(COMPILED_REGION_PREFIX)]
+    backward = [e for e in host if e.name == COMPILED_BACKWARD]
+    if not forward and not backward:
+        return CompiledRegionTime([], 0, 0, None)
+    covered_us = union_us(_clipped(forward + backward, window))
+    return CompiledRegionTime(
+        names=sorted({e.name for e in forward}),
+        forward_count=len(forward),
+        backward_count=len(backward),
+        ms=covered_us / 1e3,
+    )
+
+
+@dataclass(frozen=True)
+class HostOpBreakdown:
+    count: int
+    self_ms: float
+    top: list[OpStat]
+
+
+def host_op_breakdown(host: Sequence[TraceEvent], *, top: int) -> HostOpBreakdown:
+    """Host ops (`cpu_op`) by self time, so nested ops (linear > addmm) are not counted twice."""
+    ops = [e for e in host if e.category == CPU_OP]
+    self_us = _self_times_us(ops)
+    count: Counter[str] = Counter()
+    time_us: defaultdict[str, float] = defaultdict(float)
+    for e, own in zip(ops, self_us, strict=True):
+        count[e.name] += 1
+        time_us[e.name] += own
+    total_us = sum(time_us.values())
+    stats = [
+        OpStat(name, count[name], us / 1e3, _share(us, total_us)) for name, us in time_us.items()
+    ]
+    stats.sort(key=lambda s: (-s.self_ms, s.name))
+    return HostOpBreakdown(len(ops), total_us / 1e3, stats[:top])
+
+
+def _self_times_us(ops: Sequence[TraceEvent]) -> list[float]:
+    """Each op's duration less the time of the ops nested in it on the same thread."""
+    self_us = [e.dur_us for e in ops]
+    by_thread: defaultdict[tuple[object, object], list[int]] = defaultdict(list)
+    for index, e in enumerate(ops):
+        by_thread[(e.pid, e.tid)].append(index)
+    for indices in by_thread.values():
+        indices.sort(key=lambda i: (ops[i].ts_us, -ops[i].dur_us))
+        open_ops: list[int] = []  # a stack: each op lies inside the one below it
+        for i in indices:
+            while open_ops and ops[open_ops[-1]].end_us <= ops[i].ts_us:
+                open_ops.pop()
+            if open_ops:
+                parent = open_ops[-1]
+                self_us[parent] -= min(ops[i].end_us, ops[parent].end_us) - ops[i].ts_us
+            open_ops.append(i)
+    return [max(us, 0.0) for us in self_us]
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole > 0 else 0.0
