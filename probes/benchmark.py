@@ -24,7 +24,7 @@ from torch import nn
 
 from probes.capture import Capture, count_compiled_regions, record_compiles
 from probes.environment import NumericSettings, numeric_settings
-from probes.errors import first_line
+from probes.errors import compile_error_line
 from probes.target import INFERENCE, TRAINING, CompileSettings, Target
 from probes.timing import Measurement, Speedup, measure_interleaved, synchronize, time_first_call
 
@@ -253,7 +253,7 @@ class BenchmarkProbe:
                 capture, compiled_s = self._capture_first_call(entry_point, compiled_call)
                 capture.compiled_region_events = count_compiled_regions(compiled_call)
             except Exception as error:  # a compiler error is a result, not a crash
-                result.compilation_error = f"{type(error).__name__}: {first_line(error)}"
+                result.compilation_error = compile_error_line(error)
                 result.compile_error_entry_point = entry_point
                 return False
             result.capture[entry_point] = capture.summary()

@@ -93,6 +93,7 @@ def record_compiles(entry_point: str, call: Callable[[], Any]) -> tuple[Capture,
 
 def count_compiled_regions(call: Callable[[], Any]) -> int:
     """Number of compiled-region events one call emits (run it warm: after its compile)."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    cpu = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=cpu, acc_events=True) as prof:
         call()
     return sum(1 for e in prof.events() if e.name.startswith(COMPILED_REGION_EVENT))

@@ -15,3 +15,16 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message, or its type when the message is empty."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def compile_error_line(error: BaseException) -> str:
+    """One line for a compiler error, naming the innermost cause.
+
+    torch wraps a backend's exception (`BackendCompilerFailed: backend='x' raised:`), whose first
+    line says nothing; the cause's first line is what a user can act on.
+    """
+    inner = getattr(error, "inner_exception", None) or error.__cause__
+    line = f"{type(error).__name__}: {first_line(error)}"
+    if inner is not None and inner is not error:
+        line += f" {type(inner).__name__}: {first_line(inner)}"
+    return line

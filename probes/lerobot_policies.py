@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -84,6 +85,28 @@ ACT = PolicySpec(
             iters_inference=20,
             iters_training=10,
             warmup=3,
+        ),
+        "tiny": Preset(
+            name="tiny",
+            description="the smallest ACT that still has every part (resnet18 backbone on a "
+            "3x32x32 camera, dim_model 32, 1 encoder and 1 decoder layer, chunk_size 10), batch 2: "
+            "for tests and quick checks, not for figures",
+            config={
+                "use_vae": False,
+                "chunk_size": 10,
+                "n_action_steps": 5,
+                "dropout": 0.1,
+                "dim_model": 32,
+                "n_heads": 2,
+                "dim_feedforward": 64,
+                "n_encoder_layers": 1,
+                "n_decoder_layers": 1,
+            },
+            image_shape=(3, 32, 32),
+            batch_size=2,
+            iters_inference=3,
+            iters_training=2,
+            warmup=1,
         ),
     },
     cuda_preset="reference",
@@ -334,6 +357,7 @@ class PolicyRequest:
     pretrained: str | None = None
     dataset_root: str | None = None
     seed: int = 42
+    compile_how: str = DEFAULT_COMPILE_HOW
 
 
 def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
@@ -348,13 +372,27 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
             f"no CUDA device: using the CPU preset {preset.name!r} instead of "
             f"{spec.cuda_preset!r} (choose with --preset)"
         )
+    if request.compile_how == "config" and "compile_model" not in {
+        f.name for f in dataclasses.fields(config_class(spec.name))
+    }:
+        raise TargetError(
+            f"{spec.name} has no compile switch in its config (compile_model); "
+            "use --compile-how model, methods or wrapper"
+        )
+    dataset = None
+    if request.dataset_root is not None:
+        from probes.lerobot_inputs import read_dataset
+
+        dataset = read_dataset(Path(request.dataset_root))
     torch.manual_seed(request.seed)  # the same random initial weights on every run
-    config, policy, dataset = _config_and_policy(spec, preset, request)
+    config, policy, preprocessor = _config_and_policy(spec, preset, request, dataset)
     policy = policy.to(request.device)
     if dataset is not None:
         from probes.lerobot_inputs import dataset_batch
 
-        training_batch = dataset_batch(dataset, config, batch_size, str(request.device))
+        training_batch = dataset_batch(
+            dataset, config, batch_size, str(request.device), preprocessor=preprocessor
+        )
         inference_batch = _observations_of(training_batch, config)
         batch_source = f"local dataset {dataset.root} (normalised by the policy's pre-processor)"
     else:
@@ -382,28 +420,32 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
     return target, preset
 
 
-def _config_and_policy(spec: PolicySpec, preset: Preset, request: PolicyRequest):
+def _config_and_policy(spec: PolicySpec, preset: Preset, request: PolicyRequest, dataset: Any):
+    """The config, the policy and its checkpoint pre-processor (None unless --pretrained).
+
+    A dataset's feature shapes replace the preset's, as `make_policy` does with dataset metadata.
+    """
     if request.pretrained is not None:
         from probes.lerobot_inputs import load_pretrained
 
-        policy, config, _ = load_pretrained(request.pretrained, str(request.device), allow_hub=True)
+        policy, config, preprocessor = load_pretrained(
+            request.pretrained, str(request.device), allow_hub=True
+        )
         if config.type != spec.name:
             raise TargetError(
                 f"{request.pretrained} holds a {config.type!r} policy, not {spec.name!r}: "
                 f"run compile-diagnose {config.type} --pretrained {request.pretrained}"
             )
-        return config, policy, None
+        if request.overrides:
+            raise TargetError("--policy.FIELD overrides do not apply to a --pretrained policy")
+        return config, policy, preprocessor
     overrides = parse_overrides(config_class(spec.name), request.overrides)
     config = build_config(spec, preset, overrides, str(request.device))
-    dataset = None
-    if request.dataset_root is not None:
-        from pathlib import Path
+    if dataset is not None:
+        from probes.lerobot_inputs import apply_dataset_features
 
-        from probes.lerobot_inputs import apply_dataset_features, read_dataset
-
-        dataset = read_dataset(Path(request.dataset_root))
         apply_dataset_features(config, dataset)
-    return config, build_policy(config), dataset
+    return config, build_policy(config), None
 
 
 def _observations_of(batch: dict[str, torch.Tensor], config: Any) -> dict[str, torch.Tensor]:

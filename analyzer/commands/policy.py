@@ -83,6 +83,7 @@ def run_policy(args: argparse.Namespace) -> int:
         pretrained=args.pretrained,
         dataset_root=args.dataset_root,
         seed=args.seed,
+        compile_how=args.compile_how,
     )
 
     def build():

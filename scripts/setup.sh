@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Set up .venv from nothing: find a Python >= 3.12, get uv, install the locked dependencies.
+# Idempotent: a second run only checks that .venv matches uv.lock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION="0.13.9"
+looked=()
+
+python_ok() {  # is "$1" a Python >= 3.12?
+  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
+}
+
+find_python() {
+  local candidate path
+  for candidate in python3.14 python3.13 python3.12 python3 python; do
+    looked+=("$candidate on PATH")
+    path=$(command -v "$candidate" 2>/dev/null) || continue
+    if python_ok "$path"; then echo "$path"; return 0; fi
+  done
+  local pyenv_root="${PYENV_ROOT:-}"
+  if [ -z "$pyenv_root" ] && command -v pyenv >/dev/null 2>&1; then
+    pyenv_root=$(pyenv root 2>/dev/null || true)
+  fi
+  pyenv_root="${pyenv_root:-$HOME/.pyenv}"
+  looked+=("$pyenv_root/versions/*/bin/python3.1[2-9]")
+  for path in $(ls -d "$pyenv_root"/versions/*/bin/python3.1[2-9] 2>/dev/null | sort -rV); do
+    if python_ok "$path"; then echo "$path"; return 0; fi
+  done
+  return 1
+}
+
+if ! PYTHON=$(find_python); then
+  IFS=';'; echo "setup: no Python >= 3.12 found (looked at: ${looked[*]}); install Python 3.12 or set PYENV_ROOT" >&2
+  exit 1
+fi
+
+if command -v uv >/dev/null 2>&1; then
+  UV=$(command -v uv)
+else
+  UV=".cache/uv-bootstrap/bin/uv"
+  if [ ! -x "$UV" ]; then
+    "$PYTHON" -m venv .cache/uv-bootstrap
+    .cache/uv-bootstrap/bin/python -m pip install --quiet "uv==$UV_VERSION"
+  fi
+fi
+
+"$UV" sync --frozen --all-extras --python "$PYTHON" --quiet
+echo "setup: .venv ready ($("$PYTHON" --version), $("$UV" --version))" >&2

@@ -1,0 +1,70 @@
+"""Shared fixtures: small real ACT targets, and the one Inductor diagnosis of the session.
+
+Everything runs on the CPU with real lerobot and real torch.compile. Tests that are not about
+Inductor use backend="aot_eager"; the one Inductor run is session-scoped and shared.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Never reach for the hub in tests: a test that needs the network fails instead of downloading.
+# Set before anything imports huggingface_hub, which reads the variable once, at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from analyzer.cli import main as cli_main
+from probes.lerobot_policies import PolicyRequest, build_target
+
+
+@pytest.fixture(scope="session")
+def inductor_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Inductor cache for the session, so compiled kernels are reused across tests."""
+    path = tmp_path_factory.mktemp("inductor-cache")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+    return path
+
+
+def tiny_act(**overrides: str):
+    request = PolicyRequest(
+        policy="act", device=torch.device("cpu"), preset="tiny", overrides=overrides
+    )
+    return build_target(request)[0]
+
+
+@pytest.fixture
+def act_target():
+    return tiny_act()
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli_main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="session")
+def inductor_act_diagnosis(tmp_path_factory: pytest.TempPathFactory, inductor_cache: Path) -> dict:
+    """`compile-diagnose act` with the real Inductor backend on the tiny preset, run once."""
+    out = tmp_path_factory.mktemp("act-inductor")
+    code = cli_main(
+        [
+            "act",
+            "--preset",
+            "tiny",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+            str(out / "stdout.json"),
+        ]
+    )
+    diagnosis = json.loads((out / "diagnosis.json").read_text())
+    diagnosis["_exit_code"] = code
+    return diagnosis
