@@ -5,33 +5,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 UV_VERSION="0.13.9"
-looked=()
+CANDIDATES="python3.12 python3.13 python3.14 python3 python"
 
 python_ok() {  # is "$1" a Python >= 3.12?
   "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
 }
 
+pyenv_root() {
+  local root="${PYENV_ROOT:-}"
+  if [ -z "$root" ] && command -v pyenv >/dev/null 2>&1; then root=$(pyenv root 2>/dev/null || true); fi
+  echo "${root:-$HOME/.pyenv}"
+}
+
 find_python() {
   local candidate path
-  for candidate in python3.14 python3.13 python3.12 python3 python; do
-    looked+=("$candidate on PATH")
+  for candidate in $CANDIDATES; do
     path=$(command -v "$candidate" 2>/dev/null) || continue
     if python_ok "$path"; then echo "$path"; return 0; fi
   done
-  local pyenv_root="${PYENV_ROOT:-}"
-  if [ -z "$pyenv_root" ] && command -v pyenv >/dev/null 2>&1; then
-    pyenv_root=$(pyenv root 2>/dev/null || true)
-  fi
-  pyenv_root="${pyenv_root:-$HOME/.pyenv}"
-  looked+=("$pyenv_root/versions/*/bin/python3.1[2-9]")
-  for path in $(ls -d "$pyenv_root"/versions/*/bin/python3.1[2-9] 2>/dev/null | sort -rV); do
+  for path in $(ls -d "$(pyenv_root)"/versions/*/bin/python3.1[2-9] 2>/dev/null | sort -V); do
     if python_ok "$path"; then echo "$path"; return 0; fi
   done
   return 1
 }
 
 if ! PYTHON=$(find_python); then
-  IFS=';'; echo "setup: no Python >= 3.12 found (looked at: ${looked[*]}); install Python 3.12 or set PYENV_ROOT" >&2
+  echo "setup: no Python >= 3.12 found; looked for $CANDIDATES on PATH, then" \
+    "$(pyenv_root)/versions/*/bin/python3.1[2-9]; install Python 3.12 or set PYENV_ROOT" >&2
   exit 1
 fi
 
