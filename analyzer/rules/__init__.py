@@ -14,7 +14,11 @@ from typing import Any
 
 from analyzer.findings import Finding, rank
 
-RULE_MODULES: tuple[str, ...] = ("analyzer.rules.benchmark", "analyzer.rules.kernels")
+RULE_MODULES: tuple[str, ...] = (
+    "analyzer.rules.benchmark",
+    "analyzer.rules.kernels",
+    "analyzer.rules.compile",
+)
 
 
 def run_rules(probes: Mapping[str, Any]) -> list[Finding]:

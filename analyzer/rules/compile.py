@@ -1,0 +1,348 @@
+"""Compile rules: graph breaks, recompiles, and timed calls that never ran compiled code.
+
+They read two recorded probes:
+
+`probes["graph_breaks"]` (written by `probes.graph_breaks.graph_breaks_section`)::
+
+    {
+      "<entry point>": GraphBreakReport,   # "inference", "training": one explain run each
+          # {"entry_point", "graph_count", "break_count", "op_count", "ops_per_graph": [int],
+          #  "seconds", "torch_version",
+          #  "breaks": [GraphBreak: {"reason", "category", "hits", "location", "user_stack",
+          #             "gb_id", "explanation", "hints", "doc_url", "graph_index",
+          #             "ops_before", "ops_after", "last_ops_before", "first_ops_after"}]}
+          # location: {"filename", "lineno", "function", "code"} (as SourceLocation)
+      "fullgraph": {"<entry point>": FullgraphResult},
+          # {"entry_point", "compiles", "error", "error_type", "backend", "seconds"}
+      "recompiles": {"<entry point>": RecompileReport},
+          # {"entry_point", "function", "recompile_limit", "recompile_count", "limit_hit",
+          #  "torch_version",
+          #  "scenarios": [{"name", "new_frames", "guard_failures": [str], "limit_hit",
+          #                 "seconds", "error",
+          #                 "recompiles": [{"compile_id", "function", "guard", "guard_source",
+          #                                 "location", "reason", "limit_hit"}]}]}
+    }
+
+`probes["benchmark"]["capture"]` (when present): `{"<entry point>": Capture.summary()}` with
+`frames_compiled`, `graphs_captured`, `compiled_region_events` and `ran_compiled_code`.
+
+Every entry point recorded is one the diagnosis times.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from analyzer.findings import Finding, Severity, SourceLocation, make_finding
+
+FULLGRAPH_KEY = "fullgraph"
+RECOMPILES_KEY = "recompiles"
+
+CATEGORY_LABELS = {
+    "scalar-read": "scalar read",
+    "data-dependent-branch": "branch on a tensor value",
+    "print-logging": "print / logging",
+    "unsupported-call": "call dynamo cannot trace",
+    "dynamic-shape": "dynamic shape",
+    "other": "other",
+}
+
+CATEGORY_STEPS = {
+    "scalar-read": [
+        "Keep the value a tensor in compiled code (`loss.detach()`, not `loss.item()`) and "
+        "read it with `.item()` after the step, outside the compiled function.",
+        "torch._dynamo.config.capture_scalar_outputs = True  # trace the read instead of breaking",
+    ],
+    "data-dependent-branch": [
+        "Replace the Python `if` on a tensor with `torch.where(cond, a, b)`, or with "
+        "`torch.cond(pred, true_fn, false_fn, (x,))` when both branches are functions.",
+        "Or move the branch outside the compiled function.",
+    ],
+    "print-logging": [
+        "Remove the call from the compiled path, or guard it: "
+        "`if not torch.compiler.is_compiling(): ...`",
+        "torch._dynamo.config.reorderable_logging_functions.add(print)  # for print / warnings",
+    ],
+    "unsupported-call": [
+        "Use the torch equivalent (e.g. `torch.randint` for `np.random.choice`) so that "
+        "dynamo can trace it, or move the call outside the compiled function.",
+    ],
+    "dynamic-shape": [
+        "Avoid ops whose output shape depends on the data (`nonzero`, `unique`, boolean "
+        "masks) in the compiled path, or mark the dimension dynamic: "
+        "`torch._dynamo.mark_dynamic(x, 0)`.",
+    ],
+    "other": ['TORCH_LOGS="graph_breaks" python your_script.py  # the full reason and stack'],
+}
+
+# Hints of torch's registry that ask for a bug report: nothing a user can do in their code.
+_BOILERPLATE_HINT = re.compile(r"report an issue|file an issue|Dynamo bug", re.I)
+
+
+def check(probes: Mapping[str, Any]) -> list[Finding]:
+    findings: list[Finding] = []
+    section = probes.get("graph_breaks")
+    if isinstance(section, Mapping):
+        fullgraph = section.get(FULLGRAPH_KEY) or {}
+        for entry_point, report in entry_point_reports(section).items():
+            findings += graph_break_findings(entry_point, report, fullgraph.get(entry_point))
+        for entry_point, report in (section.get(RECOMPILES_KEY) or {}).items():
+            findings += recompilation_findings(str(entry_point), report)
+    benchmark = probes.get("benchmark")
+    if isinstance(benchmark, Mapping):
+        for entry_point, capture in (benchmark.get("capture") or {}).items():
+            found = compiled_path_not_exercised(str(entry_point), capture)
+            findings += [found] if found else []
+    return findings
+
+
+def entry_point_reports(section: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The graph-break reports of a recorded section, by entry point."""
+    return {
+        str(key): value
+        for key, value in section.items()
+        if key not in (FULLGRAPH_KEY, RECOMPILES_KEY) and isinstance(value, Mapping)
+    }
+
+
+# --- graph-break -------------------------------------------------------------------------------
+
+
+def graph_break_findings(
+    entry_point: str, report: Mapping[str, Any], fullgraph: Mapping[str, Any] | None = None
+) -> list[Finding]:
+    """One finding per place in the user's code where the entry point's graph breaks."""
+    by_place: dict[Any, list[Mapping[str, Any]]] = {}
+    for brk in report.get("breaks") or []:
+        loc = brk.get("location") or {}
+        by_place.setdefault((loc.get("filename"), loc.get("lineno")), []).append(brk)
+    return [_graph_break(entry_point, report, group, fullgraph) for group in by_place.values()]
+
+
+def _graph_break(
+    entry_point: str,
+    report: Mapping[str, Any],
+    group: Sequence[Mapping[str, Any]],
+    fullgraph: Mapping[str, Any] | None,
+) -> Finding:
+    first = group[0]
+    category = str(first.get("category") or "other")
+    label = CATEGORY_LABELS.get(category, category)
+    location = source_location(first.get("location"))
+    hits = sum(int(b.get("hits") or 1) for b in group)
+    graphs = int(report.get("graph_count") or 0)
+    where = f" at {short_path(location.filename)}:{location.lineno}" if location else ""
+    evidence: dict[str, Any] = {
+        "entry_point": entry_point,
+        "category": category,
+        "reason": "; ".join(dict.fromkeys(str(b.get("reason")) for b in group)),
+        "graph_break_id": first.get("gb_id") or "none",
+        "hit_count": hits,
+        "graph_count": graphs,
+        "ops_in_graph_before": first.get("ops_before"),
+        "ops_in_graph_after": first.get("ops_after"),
+    }
+    if fullgraph is not None:
+        evidence["compiles_with_fullgraph"] = bool(fullgraph.get("compiles"))
+    if graphs == 0:
+        cause = (
+            f"Dynamo gave up on the whole {entry_point} call at this {label}{where} "
+            f"({first.get('reason')}): no graph was captured and the call runs eagerly."
+        )
+    else:
+        cause = (
+            f"The {entry_point} graph breaks{where} on a {label} ({first.get('reason')}): "
+            f"the call runs as {graphs} graphs with eager Python between them."
+        )
+    return make_finding(
+        "graph-break",
+        title=f"Graph break in {entry_point}: {label}{where}",
+        severity=Severity.ERROR if graphs == 0 else Severity.WARNING,
+        confidence="high",
+        cause=cause,
+        evidence=evidence,
+        next_steps=_break_steps(category, group),
+        location=location,
+    )
+
+
+def _break_steps(category: str, group: Sequence[Mapping[str, Any]]) -> list[str]:
+    steps = list(CATEGORY_STEPS.get(category, CATEGORY_STEPS["other"]))
+    for brk in group:
+        steps += [h for h in brk.get("hints") or [] if not _BOILERPLATE_HINT.search(h)]
+        if brk.get("doc_url"):
+            steps.append(f"{brk.get('gb_id') or 'Details'}: {brk['doc_url']}")
+    return list(dict.fromkeys(steps))
+
+
+# --- recompilation -----------------------------------------------------------------------------
+
+
+def recompilation_findings(entry_point: str, report: Mapping[str, Any]) -> list[Finding]:
+    """One finding per failing guard of each scenario (a queue draining 4, 3, 2 is one guard)."""
+    findings = []
+    limit = report.get("recompile_limit")
+    for scenario in report.get("scenarios") or []:
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for recompile in scenario.get("recompiles") or []:
+            groups.setdefault(_guard_shape(str(recompile.get("guard"))), []).append(recompile)
+        # The limit belongs to the guard whose recompile was refused, when torch says which.
+        limit_named = any(r.get("limit_hit") for r in scenario.get("recompiles") or [])
+        for recompiles in groups.values():
+            limit_hit = any(r.get("limit_hit") for r in recompiles) or (
+                bool(scenario.get("limit_hit")) and not limit_named
+            )
+            findings.append(
+                _recompilation(entry_point, report, scenario, recompiles, limit, limit_hit)
+            )
+    return findings
+
+
+def _recompilation(
+    entry_point: str,
+    report: Mapping[str, Any],
+    scenario: Mapping[str, Any],
+    recompiles: Sequence[Mapping[str, Any]],
+    limit: Any,
+    limit_hit: bool,
+) -> Finding:
+    first = recompiles[0]
+    guard = str(first.get("guard"))
+    function = first.get("function") or report.get("function") or entry_point
+    evidence: dict[str, Any] = {
+        "entry_point": entry_point,
+        "scenario": scenario.get("name"),
+        "function": function,
+        "failing_guard": guard,
+        "recompile_count": len(recompiles),
+        "recompile_limit": limit,
+        "limit_hit": limit_hit,
+    }
+    guards = list(dict.fromkeys(str(r.get("guard")) for r in recompiles))
+    if len(guards) > 1:
+        evidence["failing_guards"] = guards
+    if first.get("guard_source"):
+        evidence["guarded_line"] = first["guard_source"]
+    times = "once" if len(recompiles) == 1 else f"{len(recompiles)} times"
+    cause = (
+        f"Under '{scenario.get('name')}', {function} recompiled {times} because the guard "
+        f"`{guard}` failed."
+    )
+    if limit_hit:
+        cause += (
+            f" It reached the recompile limit ({limit}): from then on dynamo runs the calls "
+            "it cannot match eagerly, without saying so."
+        )
+    return make_finding(
+        "recompilation",
+        severity=Severity.ERROR if limit_hit else Severity.WARNING,
+        confidence="high",
+        cause=cause,
+        evidence=evidence,
+        next_steps=_recompile_steps(guards, limit_hit, limit),
+        location=source_location(first.get("location")),
+    )
+
+
+def _guard_shape(guard: str) -> str:
+    """A guard with its numbers taken out: `len(q) == 4` and `len(q) == 3` are one guard."""
+    return re.sub(r"\d+", "N", guard)
+
+
+def _recompile_steps(guards: Sequence[str], limit_hit: bool, limit: Any) -> list[str]:
+    text = " ".join(guards)
+    steps = []
+    if "_action_queue" in text:
+        steps += [
+            "policy.reset()  # before each compared or timed select_action: an empty queue",
+            "Compile the model, not the queue logic: `policy.model.compile()` (or compile "
+            "`predict_action_chunk`), and keep `select_action` eager.",
+        ]
+    if re.search(r"size mismatch|size\(\)|stride", text):
+        steps += [
+            "torch._dynamo.mark_dynamic(x, 0)  # before the first call, for a varying batch",
+            "Or torch.compile(fn, dynamic=True). If it recompiles for every size, a Python "
+            "loop or branch over the size specialises the graph: vectorise it.",
+        ]
+    if re.search(r"training|grad_mode|GLOBAL_STATE|grad_enabled", text):
+        steps.append(
+            "Keep one mode per compiled function: compile separate twins for training and "
+            "eval (or with and without grad)."
+        )
+    if limit_hit:
+        steps.append(
+            f"torch._dynamo.config.recompile_limit = {limit}  # raise it only if the variants "
+            "are few and expected; fix the guard first"
+        )
+    steps.append('TORCH_LOGS="recompiles" python your_script.py  # every guard that fails')
+    return steps
+
+
+# --- compiled-path-not-exercised ---------------------------------------------------------------
+
+
+def compiled_path_not_exercised(entry_point: str, capture: Any) -> Finding | None:
+    """An entry point whose timed call ran no compiled code."""
+    if not isinstance(capture, Mapping) or capture.get("ran_compiled_code") is not False:
+        return None
+    frames = int(capture.get("frames_compiled") or 0)
+    events = capture.get("compiled_region_events")
+    evidence = {
+        "entry_point": entry_point,
+        "frames_compiled": frames,
+        "graphs_captured": int(capture.get("graphs_captured") or 0),
+        "compiled_region_events": events,
+    }
+    if frames == 0:
+        cause = (
+            f"Dynamo compiled no frame while the compiled {entry_point} call ran: the call "
+            "never entered compiled code (`torch.compile(policy)` compiles `forward`, and "
+            "`select_action` does not call it), so its figures compare eager with eager."
+        )
+    else:
+        cause = (
+            f"Frames were compiled, but a warm {entry_point} call emitted no "
+            "'Torch-Compiled Region' event: the timed call ran eager code only."
+        )
+    return make_finding(
+        "compiled-path-not-exercised",
+        confidence="high",
+        cause=cause,
+        evidence=evidence,
+        next_steps=[
+            "policy_c = copy.deepcopy(policy)",
+            "policy_c.model.compile()  # or: policy_c.select_action = "
+            "torch.compile(policy_c.select_action)",
+            "Check that compiled code runs: torch._dynamo.utils.counters['frames'] grows on "
+            "the first call.",
+        ],
+    )
+
+
+# --- shared ------------------------------------------------------------------------------------
+
+
+def source_location(value: Any) -> SourceLocation | None:
+    if not isinstance(value, Mapping) or not value.get("filename"):
+        return None
+    return SourceLocation(
+        filename=str(value["filename"]),
+        lineno=int(value.get("lineno") or 0),
+        function=str(value.get("function") or ""),
+        code=str(value.get("code") or ""),
+    )
+
+
+def short_path(filename: str) -> str:
+    """A path as a reader knows it: from the package (`lerobot/...`) or the working folder."""
+    marker = "site-packages/"
+    if marker in filename:
+        return filename.split(marker, 1)[1]
+    path = Path(filename)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return filename

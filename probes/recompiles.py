@@ -1,0 +1,182 @@
+"""Recompiles: what makes an already-compiled entry point compile again under ordinary use.
+
+A scenario calls the compiled entry point the way users do (a second batch size, train then
+eval, with and without grad, several `select_action` calls without `reset()`). Every compile it
+triggers is read from `torch._dynamo.utils.get_compilation_metrics()`: a recompile carries
+`recompile_reason`, the guard of the newest cache entry that failed; dynamo's
+`guard_failures` record holds the failing guard of every cache entry it tried.
+
+Past `torch._dynamo.config.recompile_limit` compiles of one function, dynamo stops compiling
+it: the compile attempt fails with "Dynamo recompile limit exceeded" (recorded in the metrics,
+with a warning in the log), and from then on calls whose guards match no cache entry run eager,
+silently. `limit_hit` reports that attempt.
+
+Scenarios add cache entries (and may make shapes dynamic): run them on a compiled twin that is
+not timed, or after timing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch._dynamo
+import torch._dynamo.utils as dynamo_utils
+
+from probes.graph_breaks import (
+    CodeLocation,
+    code_location,
+    is_torch_file,
+    parse_stack_lines,
+    user_code_stack,
+)
+
+_COMPILE_ID = re.compile(r"^\s*\d+/\d+:\s*")
+_GUARD_SOURCE = re.compile(r"#\s*(?P<file>[^#]+?):(?P<line>\d+) in (?P<func>\S+)\s*$")
+_LIMIT_EXCEEDED = "recompile limit exceeded"
+
+
+@dataclass(frozen=True)
+class RecompileScenario:
+    """A way users call the compiled entry point: a name and a call with no arguments."""
+
+    name: str  # e.g. "batch size 8 -> 2", "stale action queue"
+    call: Callable[[], Any]
+
+
+@dataclass
+class Recompile:
+    """One compile of a function dynamo had compiled before, and the guard that made it."""
+
+    compile_id: str | None  # "0/1": frame 0, its second compile
+    function: str | None  # the code dynamo compiled
+    guard: str  # the failing guard, e.g. "len(fn.__self__._action_queue) == 4"
+    guard_source: str | None  # the user's line the guard came from, as dynamo quotes it
+    location: CodeLocation | None  # where that line is
+    reason: str  # dynamo's recompile reason, first line
+    limit_hit: bool = False  # refused: the function had reached the recompile limit
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    recompiles: list[Recompile]
+    new_frames: int  # frames compiled for the first time (e.g. after a new graph break)
+    guard_failures: list[str]  # every distinct failing guard dynamo recorded, all cache entries
+    limit_hit: bool
+    seconds: float
+    error: str | None = None  # the scenario raised: first line
+
+
+@dataclass
+class RecompileReport:
+    entry_point: str
+    function: str  # the compiled callable, as the user named it
+    recompile_limit: int  # torch._dynamo.config.recompile_limit when the probe ran
+    scenarios: list[ScenarioResult]
+    recompile_count: int = 0
+    limit_hit: bool = False
+    torch_version: str = torch.__version__
+
+
+def probe_recompiles(
+    entry_point: str,
+    compiled_fn: Callable[..., Any],
+    scenarios: Sequence[RecompileScenario],
+) -> RecompileReport:
+    """Run each scenario in turn and report what it recompiled and why.
+
+    `compiled_fn` is the compiled entry point the scenarios call (it names the report); it
+    should have been called once already, so that the first scenario's compiles are
+    recompiles. Scenarios run in order and see each other's cache entries.
+    """
+    name = _callable_name(compiled_fn)
+    results = [_run(scenario, name) for scenario in scenarios]
+    return RecompileReport(
+        entry_point=entry_point,
+        function=name,
+        recompile_limit=int(torch._dynamo.config.recompile_limit),
+        scenarios=results,
+        recompile_count=sum(len(r.recompiles) for r in results),
+        limit_hit=any(r.limit_hit for r in results),
+    )
+
+
+def _run(scenario: RecompileScenario, function: str) -> ScenarioResult:
+    seen = {id(m) for m in dynamo_utils.get_compilation_metrics()}
+    failures_before = {code: len(v) for code, v in dynamo_utils.guard_failures.items()}
+    start = time.perf_counter()
+    error = None
+    try:
+        scenario.call()
+    except Exception as exc:  # a failing scenario is reported, the others still run
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+    seconds = time.perf_counter() - start
+
+    new = [m for m in dynamo_utils.get_compilation_metrics() if id(m) not in seen]
+    recompiles = [_recompile(m, function) for m in new if m.recompile_reason]
+    failures: list[str] = []
+    for code, reasons in dynamo_utils.guard_failures.items():
+        for reason in reasons[failures_before.get(code, 0) :]:
+            guard = _guard_of(reason)[0]
+            if guard not in failures:
+                failures.append(guard)
+    return ScenarioResult(
+        name=scenario.name,
+        recompiles=recompiles,
+        new_frames=sum(1 for m in new if not m.recompile_reason and not m.fail_type),
+        guard_failures=failures,
+        limit_hit=any(r.limit_hit for r in recompiles) or any(_is_limit(m) for m in new),
+        seconds=seconds,
+        error=error,
+    )
+
+
+def _recompile(metrics: Any, entry_function: str) -> Recompile:
+    guard, source, location = _guard_of(metrics.recompile_reason)
+    in_torch = is_torch_file(metrics.co_filename or "")
+    return Recompile(
+        compile_id=str(metrics.compile_id) if metrics.compile_id is not None else None,
+        # torch wraps some callables (no_grad methods) in a frame of its own: name the user's
+        function=entry_function if in_torch or metrics.co_name is None else metrics.co_name,
+        guard=guard,
+        guard_source=source,
+        location=location,
+        reason=metrics.recompile_reason.strip().splitlines()[0],
+        limit_hit=_is_limit(metrics),
+    )
+
+
+def _is_limit(metrics: Any) -> bool:
+    return _LIMIT_EXCEEDED in (metrics.fail_reason or "").lower()
+
+
+def _guard_of(reason: str) -> tuple[str, str | None, CodeLocation | None]:
+    """Split dynamo's guard failure into the guard, the user's line and where that line is.
+
+    Dynamo writes `0/1: <guard>   # <source line>  # <file>:<line> in <function>`, then
+    optionally "User stack trace:" with the frames that created the guard.
+    """
+    first, _, rest = reason.strip().partition("\n")
+    first = _COMPILE_ID.sub("", first, count=1)
+    parts = [p.strip() for p in first.split("  # ")]
+    guard = parts[0].split("#")[0].strip() or parts[0]
+    source = parts[1].lstrip("# ").strip() if len(parts) > 2 else None
+    stack = user_code_stack(parse_stack_lines(rest))
+    location = stack[-1] if stack else None
+    if location is None:
+        match = _GUARD_SOURCE.search(first)
+        if match:  # a path relative to site-packages; no stack to make it absolute
+            location = code_location(match["file"].strip(), int(match["line"]), match["func"])
+    return guard, source, location
+
+
+def _callable_name(fn: Callable[..., Any]) -> str:
+    inner = getattr(fn, "_torchdynamo_orig_callable", fn)
+    inner = getattr(inner, "_orig_mod", inner)  # an OptimizedModule
+    name = getattr(inner, "__qualname__", None) or type(inner).__qualname__
+    return str(name)
