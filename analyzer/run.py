@@ -1,13 +1,18 @@
 """Run the probes on a target, in an order that keeps each measurement honest and cheap.
 
-Order matters: explain-style probes reset dynamo, so they run before anything timed is compiled;
-the benchmark probe compiles each entry point once and later probes reuse its compiled copies.
+Order matters:
+1. graph breaks (explain, fullgraph) on fresh copies: they reset dynamo, so they run before
+   anything that will be timed is compiled;
+2. the benchmark compiles each entry point once and times it;
+3. the kernel profiles and the recompile scenarios reuse the benchmark's compiled copies (the
+   scenarios last, since they add cache entries and may make shapes dynamic).
 Each probe's result is recorded as soon as it exists; a probe that raises is recorded as an error
 and the others still run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +22,23 @@ import torch
 
 from analyzer.diagnosis import Diagnosis, DiagnosisWriter, PhaseClock
 from analyzer.rules import run_rules
-from probes.benchmark import BenchmarkProbe, BenchmarkSettings
+from probes.benchmark import BenchmarkProbe, BenchmarkSettings, TrainingLoop
 from probes.environment import current_environment
 from probes.errors import first_line
+from probes.graph_breaks import (
+    FullgraphResult,
+    GraphBreakReport,
+    graph_breaks_section,
+    probe_fullgraph,
+    probe_graph_breaks,
+)
+from probes.kernel_timing import profile_kernels
+from probes.recompiles import RecompileReport, RecompileScenario, probe_recompiles
 from probes.serialize import to_jsonable
-from probes.target import CompileSettings, Target
+from probes.target import INFERENCE, TRAINING, CompileSettings, Target
 
 Progress = Callable[[str], None]
+PROFILED_CALLS = 3  # per side and entry point: the profiles are for kernel counts, not timing
 
 
 class DiagnosisRun:
@@ -40,10 +55,14 @@ class DiagnosisRun:
         self.compile_settings = compile_settings
         self.benchmark_settings = benchmark_settings
         self.diagnosis = diagnosis
+        self.out_dir = out_dir
         self.writer = DiagnosisWriter(diagnosis, out_dir)
         self.clock = PhaseClock(diagnosis)
         self.progress = progress
         self.benchmark: BenchmarkProbe | None = None
+        self.break_reports: list[GraphBreakReport] = []
+        self.fullgraph: list[FullgraphResult] = []
+        self.recompiles: list[RecompileReport] = []
 
     def run(self) -> Diagnosis:
         diagnosis = self.diagnosis
@@ -55,7 +74,11 @@ class DiagnosisRun:
         try:
             # RNG state is global: give it back as it was, whatever the probes seeded.
             with torch.random.fork_rng(devices=self._cuda_devices()):
+                self._probe("graph_breaks", self._explain)
                 self._probe("benchmark", self._run_benchmark)
+                if self._compiled_ok():
+                    self._probe("kernels", self._run_kernels)
+                    self._probe("recompiles", self._run_recompiles)
             diagnosis.status = "complete"
         except KeyboardInterrupt:
             diagnosis.status = "interrupted"
@@ -74,6 +97,9 @@ class DiagnosisRun:
         device = self.target.device
         return [device.index or 0] if device.type == "cuda" else []
 
+    def _compiled_ok(self) -> bool:
+        return self.benchmark is not None and self.benchmark.result.compilation_successful
+
     def _probe(self, name: str, measure: Callable[[], Any]) -> None:
         started = time.perf_counter()
         try:
@@ -82,6 +108,30 @@ class DiagnosisRun:
             self.writer.record_error(name, f"{type(error).__name__}: {first_line(error)}")
         finally:
             self.clock.add(name, time.perf_counter() - started)
+
+    def _phase(self, text: str) -> None:
+        self.progress(text)
+        self.writer.save()
+
+    # --- graph breaks, before any timed compile ----------------------------------------------
+
+    def _explain(self) -> None:
+        target = self.target
+        copy = target.fresh_copy()
+        for entry_point, (fn, args) in target.entry_functions(copy).items():
+            self._phase(f"finding graph breaks ({entry_point})")
+            copy.train(entry_point == TRAINING)
+            target.reset(copy)
+            self.break_reports.append(probe_graph_breaks(entry_point, fn, *args))
+            target.reset(copy)
+            self.fullgraph.append(probe_fullgraph(entry_point, fn, *args))
+        self._record_graph_breaks()
+
+    def _record_graph_breaks(self) -> None:
+        section = graph_breaks_section(self.break_reports, self.fullgraph, self.recompiles)
+        self.writer.record_probe("graph_breaks", section)
+
+    # --- the benchmark: the one compile per entry point --------------------------------------
 
     def _run_benchmark(self) -> None:
         probe = BenchmarkProbe(
@@ -95,6 +145,51 @@ class DiagnosisRun:
             self.diagnosis.reference_metrics = to_jsonable(probe.result.reference_metrics())
             self.writer.save()
 
-    def _phase(self, text: str) -> None:
-        self.progress(text)
-        self.writer.save()
+    # --- probes that reuse the benchmark's compiled copies -------------------------------------
+
+    def _run_kernels(self) -> None:
+        self._phase("profiling kernels")
+        target, eager, compiled = self.target, self.benchmark.eager, self.benchmark.compiled
+        entry_points = {INFERENCE: (self._inference_call(eager), self._inference_call(compiled))}
+        if target.loss is not None:
+            entry_points[TRAINING] = (self._training_call(eager), self._training_call(compiled))
+        report = profile_kernels(
+            entry_points,
+            device=target.device,
+            out_dir=self.out_dir or Path("compile-diagnose-out"),
+            warmup=1,
+            calls=PROFILED_CALLS,
+            reduce_overhead=self._reduce_overhead_call,
+            what_if_iters=self.benchmark_settings.iters_inference,
+            what_if_warmup=self.benchmark_settings.warmup,
+        )
+        self.writer.record_probe("kernels", report)
+
+    def _inference_call(self, copy: torch.nn.Module) -> Callable[[], Any]:
+        def call() -> Any:
+            with torch.no_grad():
+                return self.target.infer(copy)
+
+        return call
+
+    def _training_call(self, copy: torch.nn.Module) -> Callable[[], Any]:
+        return TrainingLoop(copy, self.target.loss, self.benchmark_settings).step
+
+    def _reduce_overhead_call(self, entry_point: str) -> Callable[[], Any]:
+        """A call of a CUDA-graph twin; asked for only on CUDA when the GPU sat idle."""
+        self._phase(f"what-if: mode='reduce-overhead' ({entry_point})")
+        settings = dataclasses.replace(self.compile_settings, mode="reduce-overhead")
+        twin = self.target.compiled_copy(settings)
+        if entry_point == TRAINING:
+            return self._training_call(twin)
+        return self._inference_call(twin)
+
+    def _run_recompiles(self) -> None:
+        target, compiled = self.target, self.benchmark.compiled
+        if target.recompile_scenarios is None:
+            return
+        self._phase("calling the compiled copy as users do (recompiles)")
+        scenarios = [RecompileScenario(n, c) for n, c in target.recompile_scenarios(compiled)]
+        entry_fn = target.entry_functions(compiled)[INFERENCE][0]
+        self.recompiles.append(probe_recompiles(INFERENCE, entry_fn, scenarios))
+        self._record_graph_breaks()

@@ -218,13 +218,16 @@ class BenchmarkProbe:
             numerics=numeric_settings(),
         )
         self.first_call_s: dict[str, tuple[float, float]] = {}
+        self.eager: nn.Module | None = None
+        self.compiled: nn.Module | None = None
 
     def run(self) -> BenchmarkResult:
         """Fills `self.result` as it goes, so a caller keeps what was measured if a phase fails."""
         target, result = self.target, self.result
-        eager = target.fresh_copy()
+        # Kept for later probes, which reuse the compile instead of paying for another.
+        self.eager = eager = target.fresh_copy()
         self.on_phase("compiling")
-        compiled = target.compiled_copy(self.compile_settings)
+        self.compiled = compiled = target.compiled_copy(self.compile_settings)
         if not self._first_calls(eager, compiled):
             return result
         self.on_phase("checking correctness")

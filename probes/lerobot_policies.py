@@ -299,6 +299,42 @@ def _compile_by_config(policy: nn.Module, settings: CompileSettings) -> nn.Modul
     return twin.to(next(policy.parameters()).device)
 
 
+def policy_recompile_scenarios(
+    compiled: nn.Module,
+    inference_batch: dict[str, Any],
+    training_batch: dict[str, Any] | None,
+) -> list[tuple[str, Callable[[], Any]]]:
+    """How a policy is used after its first compiled call, each a chance to recompile."""
+    size = next(v.shape[0] for v in inference_batch.values() if isinstance(v, torch.Tensor))
+    smaller = max(1, size // 2)
+    small_batch = {
+        k: v[:smaller] if isinstance(v, torch.Tensor) else v for k, v in inference_batch.items()
+    }
+    steps = getattr(compiled.config, "n_action_steps", 1)
+
+    def stale_queue() -> None:
+        # A rollout calls select_action every step and resets only between episodes.
+        compiled.reset()
+        for _ in range(steps + 1):
+            compiled.select_action(inference_batch)
+
+    def train_then_eval() -> None:
+        compiled.train()
+        compiled.forward(training_batch)
+        compiled.reset()
+        compiled.select_action(inference_batch)
+
+    def other_batch_size() -> None:
+        compiled.reset()
+        compiled.select_action(small_batch)
+
+    scenarios = [("select_action every step, reset per episode", stale_queue)]
+    if training_batch is not None:
+        scenarios.append(("train then eval", train_then_eval))
+    scenarios.append((f"batch size {size} -> {smaller}", other_batch_size))
+    return scenarios
+
+
 def reset_policy(policy: nn.Module) -> None:
     policy.reset()
 
@@ -327,6 +363,9 @@ def policy_target(
             entries[TRAINING] = (copy.forward, (training_batch,))
         return entries
 
+    def recompile_scenarios(compiled: nn.Module) -> list[tuple[str, Callable[[], Any]]]:
+        return policy_recompile_scenarios(compiled, inference_batch, training_batch)
+
     return Target(
         name=name,
         kind="lerobot-policy",
@@ -337,6 +376,7 @@ def policy_target(
         reset=reset_policy,
         compile_copy=lambda copy, settings: compile_policy_copy(copy, settings, spec),
         entry_functions=entry_functions,
+        recompile_scenarios=recompile_scenarios,
         description=description,
         notes=notes,
     )

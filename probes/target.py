@@ -63,6 +63,8 @@ class Target:
     compile_copy: Callable[[nn.Module, CompileSettings], nn.Module]
     # The functions users call, for explain-style probes: entry point -> (fn, args).
     entry_functions: Callable[[nn.Module], dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]]
+    # Ways users call a compiled copy that may recompile it: copy -> [(name, call)].
+    recompile_scenarios: Callable[[nn.Module], list[tuple[str, Callable[[], Any]]]] | None = None
     description: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 

@@ -12,6 +12,8 @@ from rich.text import Text
 from analyzer.findings import Finding
 from analyzer.render.benchmark import benchmark_view, verdict_line
 from analyzer.render.findings import render_findings
+from analyzer.render.graph_breaks import graph_breaks_view
+from analyzer.render.kernels import kernel_report_view
 
 
 def setting_table(diagnosis: Mapping[str, Any]) -> Table:
@@ -66,6 +68,11 @@ def diagnosis_view(diagnosis: Mapping[str, Any], findings: list[Finding]) -> Ren
     parts.append(render_findings(findings))
     parts.append(Text())
     parts.append(benchmark_view(diagnosis))
+    probes = diagnosis.get("probes", {})
+    if probes.get("graph_breaks"):
+        parts.extend([Text(), graph_breaks_view(probes["graph_breaks"])])
+    if probes.get("kernels"):
+        parts.extend([Text(), kernel_report_view(probes["kernels"])])
     seconds = diagnosis.get("phase_seconds", {})
     if seconds:
         spent = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
