@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "analyzer.commands.policy",
     "analyzer.commands.list_policies",
     "analyzer.commands.trace",
+    "analyzer.commands.tlparse",
     "analyzer.commands.triage",
     "analyzer.commands.explain",
 )
