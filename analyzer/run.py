@@ -185,10 +185,20 @@ class DiagnosisRun:
         return self._inference_call(twin)
 
     def _run_recompiles(self) -> None:
-        target, compiled = self.target, self.benchmark.compiled
+        """Call a compiled copy as users do and report what recompiles.
+
+        Guards are dynamo's: the backend does not change which ones fail. The scenarios run on a
+        copy compiled with backend="eager", because each recompile under Inductor is a full
+        compile (a changed batch size alone cost 30 s on a 2-core CPU) and the timed copy must
+        not gain cache entries or dynamic shapes.
+        """
+        target = self.target
         if target.recompile_scenarios is None:
             return
-        self._phase("calling the compiled copy as users do (recompiles)")
+        self._phase("calling a compiled copy as users do (recompiles)")
+        settings = dataclasses.replace(self.compile_settings, backend="eager", mode=None)
+        compiled = target.compiled_copy(settings)
+        self._inference_call(compiled)()  # the first compile, so the scenarios' are recompiles
         scenarios = [RecompileScenario(n, c) for n, c in target.recompile_scenarios(compiled)]
         entry_fn = target.entry_functions(compiled)[INFERENCE][0]
         self.recompiles.append(probe_recompiles(INFERENCE, entry_fn, scenarios))

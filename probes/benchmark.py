@@ -294,8 +294,10 @@ class BenchmarkProbe:
         for copy in (eager, compiled):
             copy.train()
             torch.manual_seed(self.settings.seed)
-            with torch.no_grad():
-                losses.append(float(target.loss(copy)))
+            # With grad enabled, as in training: under no_grad the compiled forward would
+            # fail its grad-mode guard and compile a second time.
+            losses.append(float(target.loss(copy).detach()))
+            copy.zero_grad(set_to_none=True)
         result.eager_loss, result.compiled_loss = losses
         result.loss_diff = abs(losses[0] - losses[1])
         result.method_notes.append(
