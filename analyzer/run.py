@@ -12,9 +12,10 @@ and the others still run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ import torch
 
 from analyzer.diagnosis import Diagnosis, DiagnosisWriter, PhaseClock
 from analyzer.rules import run_rules
+from analyzer.tlparse_report import render_diagnosis_report
 from probes.benchmark import BenchmarkProbe, BenchmarkSettings, TrainingLoop
+from probes.compile_trace import CompileTraceRecord, record_compile_trace
 from probes.environment import current_environment
 from probes.errors import first_line
 from probes.graph_breaks import (
@@ -63,6 +66,7 @@ class DiagnosisRun:
         self.break_reports: list[GraphBreakReport] = []
         self.fullgraph: list[FullgraphResult] = []
         self.recompiles: list[RecompileReport] = []
+        self.compile_traces: dict[str, CompileTraceRecord] = {}
 
     def run(self) -> Diagnosis:
         diagnosis = self.diagnosis
@@ -75,10 +79,13 @@ class DiagnosisRun:
             # RNG state is global: give it back as it was, whatever the probes seeded.
             with torch.random.fork_rng(devices=self._cuda_devices()):
                 self._probe("graph_breaks", self._explain)
-                self._probe("benchmark", self._run_benchmark)
+                with self._compile_trace("benchmark"):
+                    self._probe("benchmark", self._run_benchmark)
                 if self._compiled_ok():
                     self._probe("kernels", self._run_kernels)
-                    self._probe("recompiles", self._run_recompiles)
+                    with self._compile_trace("recompiles"):
+                        self._probe("recompiles", self._run_recompiles)
+                self._probe("compile_trace", self._render_compile_trace)
             diagnosis.status = "complete"
         except KeyboardInterrupt:
             diagnosis.status = "interrupted"
@@ -112,6 +119,45 @@ class DiagnosisRun:
     def _phase(self, text: str) -> None:
         self.progress(text)
         self.writer.save()
+
+    # --- the compile trace beside the diagnosis -------------------------------------------------
+
+    @contextlib.contextmanager
+    def _compile_trace(self, phase: str) -> Iterator[None]:
+        """Record torch's structured compile trace of the compiles of one phase.
+
+        Each phase that follows a `torch._dynamo.reset()` gets a log (and a tlparse report) of
+        its own, because a reset restarts frame ids at [0/0] and one log would then name two
+        compiles with one id. The benchmark's log is `<out>/torch_trace/`, the recompile
+        scenarios' is `<out>/recompiles/torch_trace/`.
+        """
+        if self.out_dir is None:
+            yield
+            return
+        folder = self.out_dir if phase == "benchmark" else self.out_dir / phase
+        with record_compile_trace(folder) as record:
+            try:
+                yield
+            finally:
+                self.compile_traces[phase] = record
+
+    def _render_compile_trace(self) -> None:
+        if self.out_dir is None or not self.compile_traces:
+            return
+        self._phase("rendering the tlparse compile reports")
+        section = {}
+        for phase, record in self.compile_traces.items():
+            folder = self.out_dir if phase == "benchmark" else self.out_dir / phase
+            section[phase] = {
+                "trace_dir": record.trace_dir,
+                "logs": [log.path for log in record.logs],
+                "frames": record.frames,
+                "graph_breaks": record.graph_breaks,
+                "logging_overhead_s": record.logging_overhead_s,
+                "frame_ids_repeat": record.frame_ids_repeat,
+                "tlparse": render_diagnosis_report(folder),
+            }
+        self.writer.record_probe("compile_trace", section)
 
     # --- graph breaks, before any timed compile ----------------------------------------------
 
@@ -189,16 +235,19 @@ class DiagnosisRun:
 
         Guards are dynamo's: the backend does not change which ones fail. The scenarios run on a
         copy compiled with backend="eager", because each recompile under Inductor is a full
-        compile (a changed batch size alone cost 30 s on a 2-core CPU) and the timed copy must
-        not gain cache entries or dynamic shapes.
+        compile (a changed batch size alone cost 30 s on a 2-core CPU). Dynamo keeps its cache
+        entries per code object, shared by every copy of the policy, and counts them all against
+        the recompile limit: so this runs last, after `torch._dynamo.reset()`, and sees only
+        the entries a user of one compiled policy would.
         """
         target = self.target
         if target.recompile_scenarios is None:
             return
         self._phase("calling a compiled copy as users do (recompiles)")
+        torch._dynamo.reset()
         settings = dataclasses.replace(self.compile_settings, backend="eager", mode=None)
         compiled = target.compiled_copy(settings)
-        self._inference_call(compiled)()  # the first compile, so the scenarios' are recompiles
+        target.infer(compiled)  # the first compile (called as the scenarios call it)
         scenarios = [RecompileScenario(n, c) for n, c in target.recompile_scenarios(compiled)]
         entry_fn = target.entry_functions(compiled)[INFERENCE][0]
         self.recompiles.append(probe_recompiles(INFERENCE, entry_fn, scenarios))

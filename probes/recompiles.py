@@ -118,7 +118,7 @@ def _run(scenario: RecompileScenario, function: str) -> ScenarioResult:
     seconds = time.perf_counter() - start
 
     new = [m for m in dynamo_utils.get_compilation_metrics() if id(m) not in seen]
-    recompiles = [_recompile(m, function) for m in new if m.recompile_reason]
+    recompiles = [_recompile(m, function) for m in new if _is_recompile(m)]
     failures: list[str] = []
     for code, reasons in dynamo_utils.guard_failures.items():
         for reason in reasons[failures_before.get(code, 0) :]:
@@ -128,7 +128,7 @@ def _run(scenario: RecompileScenario, function: str) -> ScenarioResult:
     return ScenarioResult(
         name=scenario.name,
         recompiles=recompiles,
-        new_frames=sum(1 for m in new if not m.recompile_reason and not m.fail_type),
+        new_frames=sum(1 for m in new if not _is_recompile(m) and not m.fail_type),
         guard_failures=failures,
         limit_hit=any(r.limit_hit for r in recompiles) or any(_is_limit(m) for m in new),
         seconds=seconds,
@@ -149,6 +149,18 @@ def _recompile(metrics: Any, entry_function: str) -> Recompile:
         reason=metrics.recompile_reason.strip().splitlines()[0],
         limit_hit=_is_limit(metrics),
     )
+
+
+def _is_recompile(metrics: Any) -> bool:
+    """A compile caused by a failed guard of the user's code, not by a backend switch.
+
+    A code object compiled before under another backend (the diagnosis's own twins share code
+    objects) fails only BACKEND_MATCH: that is a first compile for this backend, not a recompile
+    a user of one compiled policy would see.
+    """
+    reason = metrics.recompile_reason or ""
+    lines = [line for line in reason.splitlines() if line.strip()]
+    return bool(lines) and not all("BACKEND_MATCH" in line for line in lines)
 
 
 def _is_limit(metrics: Any) -> bool:

@@ -53,6 +53,26 @@ def setting_table(diagnosis: Mapping[str, Any]) -> Table:
     return table
 
 
+def compile_report_lines(compile_trace: Mapping[str, Any] | None) -> list[Text]:
+    """Where the tlparse reports of this run's compiles are, or why there are none."""
+    if not compile_trace:
+        return [Text("no compile trace was recorded", style="dim")]
+    lines = []
+    for phase, trace in compile_trace.items():
+        report = trace.get("tlparse") or {}
+        if report.get("error"):
+            lines.append(
+                Text(
+                    f"compile trace ({phase}) in {trace.get('trace_dir')}; tlparse report: "
+                    f"{report['error']}",
+                    style="yellow",
+                )
+            )
+        else:
+            lines.append(Text(f"compiler detail, {phase} (tlparse): file://{report['index_html']}"))
+    return lines
+
+
 def diagnosis_view(diagnosis: Mapping[str, Any], findings: list[Finding]) -> RenderableType:
     parts: list[RenderableType] = [setting_table(diagnosis)]
     for note in diagnosis.get("notes", []):
@@ -73,6 +93,7 @@ def diagnosis_view(diagnosis: Mapping[str, Any], findings: list[Finding]) -> Ren
         parts.extend([Text(), graph_breaks_view(probes["graph_breaks"])])
     if probes.get("kernels"):
         parts.extend([Text(), kernel_report_view(probes["kernels"])])
+    parts.extend(compile_report_lines(probes.get("compile_trace")))
     seconds = diagnosis.get("phase_seconds", {})
     if seconds:
         spent = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())

@@ -85,12 +85,19 @@ _BOILERPLATE_HINT = re.compile(r"report an issue|file an issue|Dynamo bug", re.I
 def check(probes: Mapping[str, Any]) -> list[Finding]:
     findings: list[Finding] = []
     section = probes.get("graph_breaks")
+    traces = probes.get("compile_trace") or {}
+    traced_breaks = (traces.get("benchmark") or {}).get("graph_breaks") or []
+    recompile_report = ((traces.get("recompiles") or {}).get("tlparse") or {}).get("index_html")
     if isinstance(section, Mapping):
         fullgraph = section.get(FULLGRAPH_KEY) or {}
         for entry_point, report in entry_point_reports(section).items():
-            findings += graph_break_findings(entry_point, report, fullgraph.get(entry_point))
+            found = graph_break_findings(entry_point, report, fullgraph.get(entry_point))
+            findings += [_with_traced_frame(f, traced_breaks) for f in found]
         for entry_point, report in (section.get(RECOMPILES_KEY) or {}).items():
-            findings += recompilation_findings(str(entry_point), report)
+            for found in recompilation_findings(str(entry_point), report):
+                if recompile_report and "tlparse_frames" in found.evidence:
+                    found.evidence["tlparse_report"] = recompile_report
+                findings.append(found)
     benchmark = probes.get("benchmark")
     if isinstance(benchmark, Mapping):
         for entry_point, capture in (benchmark.get("capture") or {}).items():
@@ -109,6 +116,18 @@ def entry_point_reports(section: Mapping[str, Any]) -> dict[str, Mapping[str, An
 
 
 # --- graph-break -------------------------------------------------------------------------------
+
+
+def _with_traced_frame(finding: Finding, traced_breaks: Sequence[Mapping[str, Any]]) -> Finding:
+    """Name the frame id (`[0/1]`) under which the tlparse report shows this break."""
+    location = finding.location
+    for traced in traced_breaks:
+        if location is None or traced.get("lineno") != location.lineno:
+            continue
+        if Path(str(traced.get("filename"))).name == Path(location.filename).name:
+            finding.evidence["tlparse_frame"] = traced.get("frame_id")
+            break
+    return finding
 
 
 def graph_break_findings(
@@ -151,6 +170,11 @@ def _graph_break(
         cause = (
             f"Dynamo gave up on the whole {entry_point} call at this {label}{where} "
             f"({first.get('reason')}): no graph was captured and the call runs eagerly."
+        )
+    elif graphs == 1:
+        cause = (
+            f"The {entry_point} graph breaks{where} on a {label} ({first.get('reason')}): "
+            "the compiled graph ends there and what follows runs as eager Python."
         )
     else:
         cause = (
@@ -226,6 +250,9 @@ def _recompilation(
         evidence["failing_guards"] = guards
     if first.get("guard_source"):
         evidence["guarded_line"] = first["guard_source"]
+    frames = [f"[{r['compile_id']}]" for r in recompiles if r.get("compile_id")]
+    if frames:
+        evidence["tlparse_frames"] = frames
     times = "once" if len(recompiles) == 1 else f"{len(recompiles)} times"
     cause = (
         f"Under '{scenario.get('name')}', {function} recompiled {times} because the guard "
