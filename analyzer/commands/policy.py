@@ -17,7 +17,8 @@ POLICY_OVERRIDE_PREFIX = "--policy."
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probes.lerobot_policies import COMPILE_HOW, DEFAULT_COMPILE_HOW, POLICIES
+    from probes.lerobot_policies import COMPILE_HOW, DEFAULT_COMPILE_HOW
+    from probes.policy_presets import POLICIES
 
     for name, spec in POLICIES.items():
         presets = ", ".join(spec.presets)
