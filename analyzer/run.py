@@ -22,7 +22,9 @@ from typing import Any
 import torch
 
 from analyzer.diagnosis import Diagnosis, DiagnosisWriter, PhaseClock
+from analyzer.findings import rank
 from analyzer.rules import run_rules
+from analyzer.rules.probe_errors import probe_failed_findings
 from analyzer.tlparse_report import render_diagnosis_report
 from probes.benchmark import BenchmarkProbe, BenchmarkSettings, TrainingLoop
 from probes.compile_trace import CompileTraceRecord, record_compile_trace
@@ -96,7 +98,11 @@ class DiagnosisRun:
 
     def conclude(self) -> None:
         """Findings from whatever was measured; then the final write."""
-        self.diagnosis.findings = run_rules(self.diagnosis.probes)
+        diagnosis = self.diagnosis
+        failed = probe_failed_findings(
+            diagnosis.probe_errors, self.target.description.get("batch_size")
+        )
+        diagnosis.findings = rank(run_rules(diagnosis.probes) + failed)
         self.diagnosis.phase_seconds["total"] = self.clock.total()
         self.writer.save()
 
@@ -112,6 +118,8 @@ class DiagnosisRun:
         try:
             measure()
         except Exception as error:  # one probe failing must not lose the others
+            if isinstance(error, torch.OutOfMemoryError) and torch.cuda.is_available():
+                torch.cuda.empty_cache()  # let the probes that follow have the memory back
             self.writer.record_error(name, f"{type(error).__name__}: {first_line(error)}")
         finally:
             self.clock.add(name, time.perf_counter() - started)
