@@ -39,6 +39,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, help="output folder (default: ./compile-diagnose-out/<name>-<time>/)"
     )
     parser.add_argument(
+        "--fresh-cache",
+        action="store_true",
+        help="compile with an empty, temporary Inductor cache (cold-start compile times); "
+        "otherwise Inductor's cache (TORCHINDUCTOR_CACHE_DIR) is reused between runs",
+    )
+    parser.add_argument(
         "--json",
         nargs="?",
         const="-",

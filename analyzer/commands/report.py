@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,42 @@ def benchmark_settings(args: argparse.Namespace, defaults: Any) -> BenchmarkSett
     )
 
 
+# torch's own warnings (e.g. "Graph break from `Tensor.item()`") repeat, unlocated, what the
+# diagnosis reports with its source line; on a terminal they would interleave with the progress.
+QUIET_LOGGERS = ("torch._dynamo", "torch._inductor")
+
+
+@contextlib.contextmanager
+def quiet_torch_warnings() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def inductor_cache(fresh: bool) -> Iterator[None]:
+    """A throw-away Inductor cache for cold-start numbers; else Inductor's usual one."""
+    if not fresh:
+        yield
+        return
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="compile-diagnose-inductor-") as folder:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+
+
 def diagnose_and_report(
     args: argparse.Namespace,
     build: Callable[[], tuple[Target, Any]],
@@ -38,7 +78,12 @@ def diagnose_and_report(
     how: str,
 ) -> int:
     diagnosis = Diagnosis(command=args.command)
-    with progress_reporter(stderr_console()) as progress:
+    fresh = getattr(args, "fresh_cache", False)
+    with (
+        quiet_torch_warnings(),
+        inductor_cache(fresh),
+        progress_reporter(stderr_console()) as progress,
+    ):
         progress("building the target and its inputs")
         target, defaults = build()
         compile_settings = CompileSettings(

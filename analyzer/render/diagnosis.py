@@ -39,6 +39,7 @@ def setting_table(diagnosis: Mapping[str, Any]) -> Table:
             f"torch {env.get('torch')}, lerobot {env.get('lerobot')}, python {env.get('python')}",
         ),
         ("compile", ", ".join(f"{k}={v}" for k, v in compile_settings.items())),
+        ("inductor cache", str(env.get("inductor_cache_dir"))),
         (
             "numerics",
             f"matmul precision {numerics.get('float32_matmul_precision')}, "
