@@ -172,3 +172,28 @@ def benchmark_view(diagnosis: Mapping[str, Any]) -> RenderableType:
     for note in benchmark.get("method_notes", []):
         parts.append(Text(f"• {note}", style="dim"))
     return Group(*parts)
+
+
+def reading_lines(reading) -> list[Text]:
+    """Each failed reference criterion with the findings that explain it."""
+    lines = []
+    for criterion in reading.failed:
+        measured = criterion.measured
+        shown = f"{measured:.2f}x" if "speedup" in criterion.criterion else _sci(measured)
+        line = Text(f"  {criterion.criterion} {shown} fails {criterion.requirement}")
+        if criterion.explained_by:
+            line.append(" — explained by " + ", ".join(criterion.explained_by))
+            if criterion.excused:
+                line.append(": not a fault of the compiled code", style="green")
+        else:
+            line.append(" — no finding explains it", style="yellow")
+        lines.append(line)
+    if reading.differs:
+        lines.append(
+            Text(
+                "compile-diagnose reads this run as correct: every failed criterion is explained "
+                "by findings that are not compile faults.",
+                style="bold green",
+            )
+        )
+    return lines

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.findings import Finding
-from analyzer.render.benchmark import benchmark_view, verdict_line
+from analyzer.render.benchmark import benchmark_view, reading_lines, verdict_line
 from analyzer.render.findings import render_findings
 from analyzer.render.graph_breaks import graph_breaks_view
 from analyzer.render.kernels import kernel_report_view
@@ -81,8 +81,11 @@ def diagnosis_view(diagnosis: Mapping[str, Any], findings: list[Finding]) -> Ren
     benchmark = diagnosis.get("probes", {}).get("benchmark")
     metrics = diagnosis.get("reference_metrics")
     if benchmark and metrics:
+        from analyzer.verdict import read_verdict
+
         parts.append(Text())
         parts.append(verdict_line(metrics, benchmark))
+        parts.extend(reading_lines(read_verdict(metrics, benchmark, findings)))
     for probe, error in diagnosis.get("probe_errors", {}).items():
         parts.append(Text(f"probe {probe} failed: {error}", style="bold red"))
     parts.append(Text())
