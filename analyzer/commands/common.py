@@ -45,6 +45,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "otherwise Inductor's cache (TORCHINDUCTOR_CACHE_DIR) is reused between runs",
     )
     parser.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="also write the report as Markdown to PATH (always written to <out>/report.md)",
+    )
+    parser.add_argument(
         "--json",
         nargs="?",
         const="-",
@@ -115,11 +120,16 @@ def stderr_console() -> Console:
     return Console(file=sys.stderr)
 
 
-def write_json_output(destination: str, text: str) -> None:
+def write_text_output(destination: str, text: str, option: str) -> None:
+    """Write to a file, or to stdout for "-"; an unwritable path is a usage error."""
     if destination == "-":
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text.rstrip("\n") + "\n")
         return
     try:
-        Path(destination).write_text(text + "\n", encoding="utf-8")
+        Path(destination).write_text(text.rstrip("\n") + "\n", encoding="utf-8")
     except OSError as error:
-        raise UsageError(f"--json {destination}: cannot write ({error.strerror})") from None
+        raise UsageError(f"{option} {destination}: cannot write ({error.strerror})") from None
+
+
+def write_json_output(destination: str, text: str) -> None:
+    write_text_output(destination, text, "--json")

@@ -13,7 +13,12 @@ from typing import Any
 
 from rich.console import Console
 
-from analyzer.commands.common import progress_reporter, stderr_console, write_json_output
+from analyzer.commands.common import (
+    progress_reporter,
+    stderr_console,
+    write_json_output,
+    write_text_output,
+)
 from analyzer.diagnosis import Diagnosis
 from analyzer.render.diagnosis import diagnosis_view
 from analyzer.run import DiagnosisRun
@@ -103,6 +108,13 @@ def diagnose_and_report(
 
 
 def show(diagnosis: Diagnosis, args: argparse.Namespace) -> None:
+    from analyzer.render.report_markdown import report_markdown
+
+    markdown = report_markdown(diagnosis.to_dict(), diagnosis.findings)
+    if diagnosis.out_dir is not None:
+        (Path(diagnosis.out_dir) / "report.md").write_text(markdown, encoding="utf-8")
+    if getattr(args, "markdown", None):
+        write_text_output(args.markdown, markdown, "--markdown")
     if args.json is not None:
         write_json_output(args.json, diagnosis.to_json())
         if args.json == "-":
