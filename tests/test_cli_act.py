@@ -106,6 +106,13 @@ def test_wrapper_compile_reproduces_the_reference_reports_exact_zero(
 def test_output_to_a_pipe_has_no_progress_spinner(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    _, stdout, err = run_cli(["act", *QUICK, "--out", str(tmp_path / "out")], capsys)
+    out = tmp_path / "out"
+    _, stdout, err = run_cli(["act", *QUICK, "--out", str(out)], capsys)
     assert "Reference criteria" in stdout
     assert not any(ch in err for ch in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+    # The Markdown report is written beside diagnosis.json, its Raw Data the reference keys.
+    report = (out / "report.md").read_text()
+    raw = report.split("## Raw Data")[1].split("```json")[1].split("```")[0]
+    assert json.loads(raw) == json.loads((out / "diagnosis.json").read_text())["reference_metrics"]
+    for section in ("## Correctness Results", "## Performance Results", "## Diagnosis"):
+        assert section in report
