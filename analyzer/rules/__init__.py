@@ -18,6 +18,8 @@ RULE_MODULES: tuple[str, ...] = (
     "analyzer.rules.benchmark",
     "analyzer.rules.kernels",
     "analyzer.rules.compile",
+    "analyzer.rules.divergence",
+    "analyzer.rules.probe_errors",
 )
 
 

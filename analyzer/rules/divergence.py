@@ -1,0 +1,421 @@
+"""Divergence rules: random numbers, arithmetic, a tolerance below rounding, a precision setting.
+
+They read the recorded divergence probe, `probes["divergence"]` (`probes.divergence.
+DivergenceReport` as JSON)::
+
+    {"target", "device", "torch_version", "compile", "seed",
+     "criterion": {"tolerance", "multiplier_large", "multiplier_small", "small_below",
+                   "error_measure", "source"},
+     "criterion_rule": str,
+     "numerics": NumericSettings | None,
+     "verdict": "none" | "rng" | "arithmetic" | "both" | "unknown", "summary": str,
+     "scenarios": [                     # "eval", "as-is", "fallback-random", "dropout-off",
+        {"name", "entry_point",         # and on CUDA "tf32-off", "tf32-on"
+         "description", "settings", "compiled_fresh", "frames_compiled",
+         "passes": bool | None, "failing": [str], "primary": "loss" | "action",
+         "primary_max_abs_diff", "max_rel_diff", "gradients_compared", "gradients_failing",
+         "max_gradient_abs_diff", "numerics", "seconds", "error",
+         "outputs": [{"name", "shape", "max_abs_diff", "max_rel_diff", "rmse_diff",
+                      "eager_rerun_max_abs_diff", "eager_rmse_vs_fp64",
+                      "compiled_rmse_vs_fp64", "multiplier", "error_ratio", "bound",
+                      "within_allclose", "passes", "eager_value"}]}],
+     "attribution": {"verdict", "explanation", "loss_diff": {scenario: float},
+                     "max_gradient_diff": {scenario: float}, "passes": {scenario: bool}}
+                    | None,
+     "dropout": {"modules": [path], "attention": [path], "functional": [name]},
+     "localization": {"entry_point", "reason", "settings", "capture_note",
+                      "capture_reproduces", "capture_outputs": [output],
+                      "modules": [{"order", "path", "module_class", "call_index", "shape",
+                                   "max_abs_error", "max_rel_error", "rmse", "input_rmse",
+                                   "error_growth", "eager_rmse_vs_fp64",
+                                   "compiled_rmse_vs_fp64", "error_ratio", "passes",
+                                   "inputs_pass", "adds_error"}],
+                      "gradients": [{"order", "parameter", "module_path", "shape",
+                                     "max_abs_error", "max_rel_error", "rmse",
+                                     "eager_rmse_vs_fp64", "compiled_rmse_vs_fp64",
+                                     "error_ratio", "passes"}],
+                      "first_divergent_module", "first_divergent_class",
+                      "first_divergent_gradient", "backward_only",
+                      "confirmation": {"module_path", "frames_compiled", "reproduced",
+                                       "outputs": [output], "seconds", "error"} | None,
+                      "seconds"} | None,
+     "localization_note": str,
+     "precision": {"ran", "note", "tf32_explains"} | None,
+     "dynamo_resets", "notes", "phase_seconds": {phase: seconds}}
+
+`probes["benchmark"]` (when present) gives the absolute threshold the reference script applied
+(`settings.tolerance`) and its measured `loss_diff` and `action_diff`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from analyzer.findings import Finding, Severity, make_finding
+
+EVAL, AS_IS, FALLBACK_RANDOM, DROPOUT_OFF = "eval", "as-is", "fallback-random", "dropout-off"
+TF32_OFF, TF32_ON = "tf32-off", "tf32-on"
+RNG_FREE = (FALLBACK_RANDOM, DROPOUT_OFF)
+REFERENCE_TOLERANCE = 1e-5  # the reference script's absolute threshold, when no benchmark ran
+
+STEP_FALLBACK_RANDOM = (
+    "import torch._inductor.config as inductor_config\n"
+    "inductor_config.fallback_random = True  # before compiling; for comparisons only"
+)
+STEP_FP64 = (
+    "# a criterion with a reason: each side against an fp64 eager reference\n"
+    "# (torch._dynamo.utils.same(eager, compiled, fp64_ref) in PyTorch's benchmark harness)\n"
+    "assert rmse(compiled, fp64) <= 3 * rmse(eager, fp64) + 1e-5"
+)
+STEP_MINIFY = 'TORCHDYNAMO_REPRO_AFTER="aot" TORCHDYNAMO_REPRO_LEVEL=4 python your_script.py'
+
+
+def check(probes: Mapping[str, Any]) -> list[Finding]:
+    section = probes.get("divergence")
+    if not isinstance(section, Mapping):
+        return []
+    benchmark = probes.get("benchmark")
+    benchmark = benchmark if isinstance(benchmark, Mapping) else {}
+    found = [
+        rng_divergence(section),
+        numerical_divergence(section),
+        *tolerance_too_strict(section, benchmark),
+        precision_setting_mismatch(section),
+    ]
+    return [f for f in found if f is not None]
+
+
+# --- reading the record ------------------------------------------------------------------------
+
+
+def scenario(section: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    for item in section.get("scenarios") or []:
+        if isinstance(item, Mapping) and item.get("name") == name:
+            return item
+    return None
+
+
+def output(item: Mapping[str, Any] | None, name: str) -> Mapping[str, Any] | None:
+    for found in (item or {}).get("outputs") or []:
+        if found.get("name") == name:
+            return found
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)  # "NaN" / "Infinity" as recorded
+    except ValueError:
+        return None
+
+
+def _sci(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return "not measured"
+    if math.isinf(number):
+        return "inf"
+    return "0" if number == 0 else f"{number:.2e}"
+
+
+def _ratio(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return "not measured"
+    return "inf" if math.isinf(number) else f"{number:,.1f}x"
+
+
+def arithmetic_failures(section: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Scenarios without random-number differences whose outputs fail the fp64 criterion."""
+    failing = []
+    evaluated = scenario(section, EVAL)
+    if evaluated is not None and evaluated.get("passes") is False:
+        failing.append(evaluated)
+    ran = [s for s in (scenario(section, n) for n in RNG_FREE) if s and s.get("passes") is not None]
+    if ran and not any(s.get("passes") for s in ran):
+        failing.extend(ran)
+    return failing
+
+
+# --- rng-divergence ----------------------------------------------------------------------------
+
+
+def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
+    attribution = section.get("attribution")
+    if not isinstance(attribution, Mapping) or attribution.get("verdict") not in ("rng", "both"):
+        return None
+    as_is = scenario(section, AS_IS) or {}
+    loss = attribution.get("loss_diff") or {}
+    gradients = attribution.get("max_gradient_diff") or {}
+    passes = attribution.get("passes") or {}
+    evidence: dict[str, Any] = {
+        "loss_diff_as_is_abs": _number(loss.get(AS_IS)),
+        "loss_diff_fallback_random_abs": _number(loss.get(FALLBACK_RANDOM)),
+        "loss_diff_dropout_off_abs": _number(loss.get(DROPOUT_OFF)),
+        "max_gradient_diff_as_is_abs": _number(gradients.get(AS_IS)),
+        "gradients_failing_as_is_count": as_is.get("gradients_failing"),
+        "gradients_compared_count": as_is.get("gradients_compared"),
+    }
+    dropout = section.get("dropout") or {}
+    sites = len(dropout.get("modules") or []) + len(dropout.get("attention") or [])
+    evidence["dropout_sites_count"] = sites
+    fix = {
+        name.replace("-", "_"): {
+            "loss_diff_abs": _number(loss.get(name)),
+            "max_gradient_diff_abs": _number(gradients.get(name)),
+            "passes_fp64_criterion": passes.get(name),
+        }
+        for name in RNG_FREE
+        if name in loss
+    }
+    before = _number(loss.get(AS_IS)) or 0.0
+    after = min((v for v in (_number(loss.get(n)) for n in RNG_FREE) if v is not None), default=0)
+    both = attribution.get("verdict") == "both"
+    rest = " Random numbers explain most of it, not all: see numerical-divergence." if both else ""
+    return make_finding(
+        "rng-divergence",
+        severity=Severity.WARNING if both else Severity.INFO,
+        confidence="high",
+        cause=(
+            f"Eager and compiled drew different random numbers: the training loss differs by "
+            f"{_sci(before)} as is and by {_sci(loss.get(FALLBACK_RANDOM))} with "
+            f"fallback_random, {_sci(loss.get(DROPOUT_OFF))} with every dropout off "
+            f"({sites} dropout sites).{rest}"
+        ),
+        evidence=evidence,
+        measured_fix=fix,
+        next_steps=[
+            STEP_FALLBACK_RANDOM,
+            "# or compare with random numbers out of the way\n"
+            "policy.eval()  # inference outputs; or set every dropout's p to 0 for training",
+            STEP_FP64,
+        ],
+        impact_error=max(before - after, 0.0),
+    )
+
+
+# --- numerical-divergence ------------------------------------------------------------------------
+
+
+def _worst_output(item: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    failing = [o for o in item.get("outputs") or [] if not o.get("passes")]
+    primary = output(item, str(item.get("primary")))
+    if primary is not None and not primary.get("passes"):
+        return primary
+    return max(failing, key=lambda o: _number(o.get("error_ratio")) or 0.0, default=None)
+
+
+def numerical_divergence(section: Mapping[str, Any]) -> Finding | None:
+    failing = arithmetic_failures(section)
+    if not failing:
+        return None
+    first = failing[0]
+    worst = _worst_output(first) or {}
+    localization = section.get("localization")
+    localization = localization if isinstance(localization, Mapping) else None
+    evidence: dict[str, Any] = {
+        "scenario": first.get("name"),
+        "output": worst.get("name"),
+        "max_diff_abs": _number(worst.get("max_abs_diff")),
+        "eager_rmse_vs_fp64_abs": _number(worst.get("eager_rmse_vs_fp64")),
+        "compiled_rmse_vs_fp64_abs": _number(worst.get("compiled_rmse_vs_fp64")),
+        "error_ratio_x": _number(worst.get("error_ratio")),
+        "criterion_bound_abs": _number(worst.get("bound")),
+        "failing_outputs_count": len(first.get("failing") or []),
+        "scenarios_failing": ", ".join(str(s.get("name")) for s in failing),
+    }
+    cause = (
+        f"With random numbers taken out ({first.get('name')}), compiled {worst.get('name')} is "
+        f"{_ratio(worst.get('error_ratio'))} further from fp64 than eager is (RMSE "
+        f"{_sci(worst.get('compiled_rmse_vs_fp64'))} against "
+        f"{_sci(worst.get('eager_rmse_vs_fp64'))}; the criterion allows "
+        f"{_sci(worst.get('bound'))}): not rounding."
+    )
+    title, confidence = None, "low"
+    steps = [STEP_MINIFY]
+    if localization is not None:
+        where, confidence, steps = _where(localization, evidence)
+        cause += " " + where
+        module = localization.get("first_divergent_module") or (
+            (localization.get("confirmation") or {}).get("module_path")
+        )
+        if module:
+            title = f"Compiled output is further from fp64 than eager is, first at {module}"
+    else:
+        cause += f" Not localized ({section.get('localization_note') or 'no localization run'})."
+        steps.insert(0, "compile-diagnose ... --localize  # the first module that adds error")
+    return make_finding(
+        "numerical-divergence",
+        **({"title": title} if title else {}),
+        confidence=confidence,
+        cause=cause,
+        evidence=evidence,
+        next_steps=steps,
+        impact_error=_number(worst.get("max_abs_diff")),
+    )
+
+
+def _where(localization: Mapping[str, Any], evidence: dict[str, Any]) -> tuple[str, str, list[str]]:
+    """The localization's answer: sentence, confidence and next steps; fills the evidence."""
+    module = localization.get("first_divergent_module")
+    confirmation = localization.get("confirmation") or {}
+    reproduced = confirmation.get("reproduced")
+    steps = []
+    if module:
+        row = next((m for m in localization.get("modules") or [] if m.get("path") == module), {})
+        evidence.update(
+            {
+                "first_divergent_module": module,
+                "module_class": localization.get("first_divergent_class"),
+                "module_max_error_abs": _number(row.get("max_abs_error")),
+                "module_max_error_rel": _number(row.get("max_rel_error")),
+                "module_error_growth_x": _number(row.get("error_growth")),
+            }
+        )
+        where = (
+            f"The first module to add error is {module} "
+            f"({localization.get('first_divergent_class')}), error growth "
+            f"{_ratio(row.get('error_growth'))} from its inputs."
+        )
+    elif localization.get("backward_only"):
+        gradient = localization.get("first_divergent_gradient")
+        evidence["first_divergent_gradient"] = gradient
+        where = (
+            "Every module's forward output passes; the first gradient to fail, in backward "
+            f"order, is {gradient}'s: the divergence is in the backward pass."
+        )
+    else:
+        return (
+            "The per-module walk found no module whose output fails while its inputs pass: "
+            "the error comes from code between modules, or from many small ones.",
+            "low",
+            [STEP_MINIFY],
+        )
+    path = confirmation.get("module_path")
+    evidence["confirmed_alone"] = reproduced
+    if reproduced:
+        where += f" Compiled alone (the rest eager), {path} reproduces the divergence."
+    elif reproduced is False:
+        where += f" Compiled alone, {path} does not reproduce it: the cause needs its neighbours."
+    if path:
+        steps.append(
+            "# compile the module alone, the rest eager\n"
+            f'layer = model.get_submodule("{path}")\n'
+            "layer.compile()\n"
+            "torch.testing.assert_close(layer(x), eager_layer(x))"
+        )
+    steps.append(STEP_MINIFY)
+    confidence = "high" if reproduced else "medium"
+    return where, confidence, steps
+
+
+# --- tolerance-too-strict ----------------------------------------------------------------------
+
+
+def tolerance_too_strict(section: Mapping[str, Any], benchmark: Mapping[str, Any]) -> list[Finding]:
+    threshold = _number((benchmark.get("settings") or {}).get("tolerance")) or REFERENCE_TOLERANCE
+    found = []
+    evaluated = scenario(section, EVAL)
+    action = _tolerance(evaluated, threshold, _number(benchmark.get("action_diff")), "action")
+    found += [action] if action else []
+    loss = _tolerance(_training_without_rng(section), threshold, None, "loss")
+    found += [loss] if loss else []
+    return found
+
+
+def _training_without_rng(section: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The training run that shows arithmetic alone: as is when it passes, else a what-if."""
+    for name in (AS_IS, *RNG_FREE):
+        item = scenario(section, name)
+        if item is not None and item.get("passes"):
+            return item
+    return None
+
+
+def _tolerance(
+    item: Mapping[str, Any] | None, threshold: float, measured: float | None, label: str
+) -> Finding | None:
+    primary = output(item, label) if item else None
+    if item is None or primary is None or not _as_close_as_eager(primary):
+        return None
+    diff = _number(primary.get("max_abs_diff")) or 0.0
+    if label == "action" and measured is not None:
+        diff = max(diff, measured)
+    if diff < threshold:
+        return None
+    return make_finding(
+        "tolerance-too-strict",
+        confidence="high",
+        title=f"An absolute {threshold:.0e} on the {label} is below rounding noise",
+        cause=(
+            f"The {label} differs by {_sci(diff)}, above the absolute {threshold:.0e}, yet "
+            f"compiled is as close to fp64 as eager is ({item.get('name')}: RMSE "
+            f"{_sci(primary.get('compiled_rmse_vs_fp64'))} against eager's "
+            f"{_sci(primary.get('eager_rmse_vs_fp64'))}, {_ratio(primary.get('error_ratio'))}):"
+            " both programs are correct to fp32 rounding; the threshold is not."
+        ),
+        evidence={
+            "scenario": item.get("name"),
+            f"{label}_diff_abs": diff,
+            "threshold_abs": threshold,
+            "eager_rmse_vs_fp64_abs": _number(primary.get("eager_rmse_vs_fp64")),
+            "compiled_rmse_vs_fp64_abs": _number(primary.get("compiled_rmse_vs_fp64")),
+            "error_ratio_x": _number(primary.get("error_ratio")),
+        },
+        next_steps=[STEP_FP64],
+        impact_error=diff,
+    )
+
+
+def _as_close_as_eager(compared: Mapping[str, Any]) -> bool:
+    """The RMSE part of the criterion: allclose alone does not show compiled is as exact."""
+    error, bound = _number(compared.get("compiled_rmse_vs_fp64")), _number(compared.get("bound"))
+    return error is not None and bound is not None and error <= bound
+
+
+# --- precision-setting-mismatch ----------------------------------------------------------------
+
+
+def precision_setting_mismatch(section: Mapping[str, Any]) -> Finding | None:
+    precision = section.get("precision")
+    if not isinstance(precision, Mapping) or not precision.get("tf32_explains"):
+        return None
+    off, on = scenario(section, TF32_OFF) or {}, scenario(section, TF32_ON) or {}
+    on_worst = _worst_output(on) or {}
+    off_same = output(off, str(on_worst.get("name"))) or {}
+    numerics = section.get("numerics") or {}
+    return make_finding(
+        "precision-setting-mismatch",
+        confidence="high",
+        cause=(
+            f"With TF32 on for both sides, compiled {on_worst.get('name')} is "
+            f"{_ratio(on_worst.get('error_ratio'))} further from fp64 than eager; with TF32 off "
+            f"for both, {_ratio(off_same.get('error_ratio'))} and every output passes: TF32, "
+            "not the compiler, explains the difference."
+        ),
+        evidence={
+            "output": on_worst.get("name"),
+            "tf32_on_max_diff_abs": _number(on_worst.get("max_abs_diff")),
+            "tf32_on_error_ratio_x": _number(on_worst.get("error_ratio")),
+            "tf32_off_max_diff_abs": _number(off_same.get("max_abs_diff")),
+            "tf32_off_error_ratio_x": _number(off_same.get("error_ratio")),
+            "cuda_matmul_allow_tf32": numerics.get("cuda_matmul_allow_tf32"),
+            "cudnn_allow_tf32": numerics.get("cudnn_allow_tf32"),
+            "float32_matmul_precision": numerics.get("float32_matmul_precision"),
+        },
+        measured_fix={
+            "tf32_off": {
+                "passes_fp64_criterion": off.get("passes"),
+                "max_diff_abs": _number(off_same.get("max_abs_diff")),
+            }
+        },
+        next_steps=[
+            'torch.set_float32_matmul_precision("highest")  # the same for both sides',
+            "torch.backends.cudnn.allow_tf32 = False",
+        ],
+        impact_error=_number(on_worst.get("max_abs_diff")),
+    )

@@ -1,0 +1,253 @@
+"""Where eager and compiled part ways: a recorded run of every submodule, then a confirmation.
+
+Runs with random numbers taken out (dropout off, `fallback_random`), so that what differs is
+arithmetic. Three copies run the entry point with a `LayerRecorder` on every submodule: eager,
+compiled (hooks registered before its compile, so traced into its graph) and the fp64 reference.
+The walk names the first module, in finishing order, whose output fails the fp64 criterion while
+its inputs pass: the one that adds error. For training, every parameter's gradient is walked
+in backward order too, which finds a divergence that shows only in the backward pass.
+
+The named module is then compiled alone, the rest of the model eager and no hooks anywhere: if
+the outputs diverge again, the module is confirmed.
+
+Cost: one compile of the hooked program (its graph returns every intermediate output) and one of
+the module alone, each after a dynamo reset. Memory: every submodule's inputs and outputs of the
+three runs are held until compared (the fp64 ones at twice the size): for a full-size policy
+with large images, gigabytes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from probes.capture import record_compiles
+from probes.divergence_runs import (
+    GRAD_PREFIX,
+    Outputs,
+    compile_fresh,
+    run_entry,
+    run_entry_float64,
+    what_if,
+)
+from probes.errors import compile_error_line
+from probes.fp64_criterion import Criterion, OutputComparison, compare, compare_outputs
+from probes.fp64_reference import float64_copy
+from probes.layer_outputs import (
+    LayerRecorder,
+    ModuleDivergence,
+    first_adding_error,
+    walk_modules,
+)
+from probes.target import CompileSettings, Target
+
+CAPTURE_NOTE = (
+    "the recorded compiled run had forward hooks on every submodule, traced into its graph: it "
+    "returns every intermediate output, so it is a slightly different program (other fusions, "
+    "more kernels) than the compiled model users run; never timed"
+)
+RNG_FREE = {"fallback_random": True, "dropout_off": True}
+
+
+@dataclass
+class GradientDivergence:
+    order: int  # position in backward order (the last module to finish forward comes first)
+    parameter: str
+    module_path: str
+    shape: list[int]
+    max_abs_error: float  # |compiled - eager|
+    max_rel_error: float
+    rmse: float
+    eager_rmse_vs_fp64: float | None
+    compiled_rmse_vs_fp64: float | None
+    error_ratio: float | None
+    passes: bool
+
+
+@dataclass
+class IsolatedCompile:
+    """The named module compiled alone, the rest eager, no hooks: does the divergence return?"""
+
+    module_path: str
+    frames_compiled: int
+    reproduced: bool | None  # None: it could not run
+    outputs: list[OutputComparison] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class Localization:
+    entry_point: str
+    reason: str
+    settings: dict[str, Any]
+    capture_note: str
+    capture_reproduces: bool  # the recorded run's final outputs fail the criterion too
+    capture_outputs: list[OutputComparison]
+    modules: list[ModuleDivergence]  # finishing order
+    gradients: list[GradientDivergence]  # backward order
+    first_divergent_module: str | None
+    first_divergent_class: str | None
+    first_divergent_gradient: str | None
+    backward_only: bool  # every module output passes, a gradient does not
+    confirmation: IsolatedCompile | None
+    seconds: float = 0.0
+
+
+def owning_module(parameter: str, module_paths: set[str]) -> str:
+    """The deepest recorded module whose path prefixes the parameter's name."""
+    parts = parameter.split(".")[:-1]
+    while parts and ".".join(parts) not in module_paths:
+        parts.pop()
+    return ".".join(parts)
+
+
+def walk_gradients(
+    eager: Outputs,
+    compiled: Outputs,
+    fp64: Outputs | None,
+    modules: list[ModuleDivergence],
+    criterion: Criterion,
+) -> list[GradientDivergence]:
+    """Every parameter's gradient, in the order backward computes them."""
+    finished_at: dict[str, int] = {}
+    for module in modules:
+        finished_at[module.path] = module.order
+    paths = set(finished_at)
+    names = [n for n in eager if n.startswith(GRAD_PREFIX) and n in compiled]
+    rows = []
+    for name in names:
+        parameter = name.removeprefix(GRAD_PREFIX)
+        owner = owning_module(parameter, paths)
+        found = compare(name, eager[name], compiled[name], (fp64 or {}).get(name), criterion)
+        rows.append((finished_at.get(owner, -1), parameter, owner, found))
+    rows.sort(key=lambda row: -row[0])  # stable: declaration order within a module
+    return [
+        GradientDivergence(
+            order=i,
+            parameter=parameter,
+            module_path=owner,
+            shape=found.shape,
+            max_abs_error=found.max_abs_diff,
+            max_rel_error=found.max_rel_diff,
+            rmse=found.rmse_diff,
+            eager_rmse_vs_fp64=found.eager_rmse_vs_fp64,
+            compiled_rmse_vs_fp64=found.compiled_rmse_vs_fp64,
+            error_ratio=found.error_ratio,
+            passes=found.passes,
+        )
+        for i, (_, parameter, owner, found) in enumerate(rows)
+    ]
+
+
+def _recorded_runs(
+    target: Target, settings: CompileSettings, entry_point: str, seed: int
+) -> tuple[dict[str, LayerRecorder], dict[str, Outputs]]:
+    """Eager, compiled and fp64 runs with every submodule recorded, random numbers taken out."""
+    run = run_entry(target, entry_point)
+    eager, fp64 = target.fresh_copy(), float64_copy(target)
+    compiled = compile_fresh(target, settings)  # lazy: hooks below are traced into its graph
+    recorders = {
+        "eager": LayerRecorder().attach(eager),
+        "compiled": LayerRecorder().attach(compiled),
+        "fp64": LayerRecorder().attach(fp64),
+    }
+    with what_if(eager, compiled, fp64, **RNG_FREE):
+        outputs = {
+            "compiled": run(compiled, seed),
+            "eager": run(eager, seed),
+            "fp64": run_entry_float64(target, entry_point, fp64, seed),
+        }
+    for recorder in recorders.values():
+        recorder.detach()
+    return recorders, outputs
+
+
+def confirm_isolated(
+    target: Target,
+    settings: CompileSettings,
+    entry_point: str,
+    module_path: str,
+    reference: dict[str, Outputs],
+    criterion: Criterion,
+    seed: int,
+) -> IsolatedCompile:
+    """Compile `module_path` alone (the rest eager, no hooks) and compare the final outputs."""
+    started = time.perf_counter()
+    torch._dynamo.reset()  # a fresh compile, not code cached from the recorded run
+    copy = target.fresh_copy()
+    try:
+        copy.get_submodule(module_path).compile(**settings.compile_kwargs())
+        with what_if(copy, **RNG_FREE):
+            capture, outputs = record_compiles(
+                entry_point, lambda: run_entry(target, entry_point)(copy, seed)
+            )
+    except Exception as error:  # a compiler error is a result, not a crash
+        return IsolatedCompile(
+            module_path=module_path,
+            frames_compiled=0,
+            reproduced=None,
+            seconds=time.perf_counter() - started,
+            error=compile_error_line(error),
+        )
+    compared = compare_outputs(reference["eager"], outputs, reference["fp64"], criterion)
+    return IsolatedCompile(
+        module_path=module_path,
+        frames_compiled=capture.frames_compiled,
+        reproduced=capture.frames_compiled > 0 and not all(c.passes for c in compared),
+        outputs=compared,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def localize(
+    target: Target,
+    settings: CompileSettings,
+    entry_point: str,
+    criterion: Criterion,
+    seed: int,
+    reason: str,
+) -> Localization:
+    """Record, walk, name the first module that adds error, and confirm it alone."""
+    started = time.perf_counter()
+    recorders, outputs = _recorded_runs(target, settings, entry_point, seed)
+    modules = walk_modules(
+        recorders["eager"].calls(),
+        recorders["compiled"].calls(),
+        recorders["fp64"].calls(),
+        criterion,
+    )
+    for recorder in recorders.values():
+        recorder.clear()  # intermediate outputs can be large: keep only the numbers
+    finals = compare_outputs(outputs["eager"], outputs["compiled"], outputs["fp64"], criterion)
+    gradients = walk_gradients(
+        outputs["eager"], outputs["compiled"], outputs["fp64"], modules, criterion
+    )
+    culprit = first_adding_error(modules)
+    failing_gradient = next((g for g in gradients if not g.passes), None)
+    backward_only = culprit is None and failing_gradient is not None
+    suspect = culprit.path if culprit else (failing_gradient.module_path if backward_only else "")
+    confirmation = None
+    if culprit is not None or backward_only:
+        confirmation = confirm_isolated(
+            target, settings, entry_point, suspect, outputs, criterion, seed
+        )
+    return Localization(
+        entry_point=entry_point,
+        reason=reason,
+        settings=dict(RNG_FREE),
+        capture_note=CAPTURE_NOTE,
+        capture_reproduces=not all(c.passes for c in finals),
+        capture_outputs=finals,
+        modules=modules,
+        gradients=gradients,
+        first_divergent_module=culprit.path if culprit else None,
+        first_divergent_class=culprit.module_class if culprit else None,
+        first_divergent_gradient=failing_gradient.parameter if failing_gradient else None,
+        backward_only=backward_only,
+        confirmation=confirmation,
+        seconds=time.perf_counter() - started,
+    )
