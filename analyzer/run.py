@@ -28,6 +28,7 @@ from analyzer.rules.probe_errors import probe_failed_findings
 from analyzer.tlparse_report import render_diagnosis_report
 from probes.benchmark import BenchmarkProbe, BenchmarkSettings, TrainingLoop
 from probes.compile_trace import CompileTraceRecord, record_compile_trace
+from probes.divergence import DROPOUT_OFF, FALLBACK_RANDOM, probe_divergence
 from probes.environment import current_environment
 from probes.errors import first_line
 from probes.graph_breaks import (
@@ -55,8 +56,10 @@ class DiagnosisRun:
         diagnosis: Diagnosis,
         out_dir: Path | None,
         progress: Progress = lambda _: None,
+        localize: bool | None = None,
     ) -> None:
         self.target = target
+        self.localize = localize
         self.compile_settings = compile_settings
         self.benchmark_settings = benchmark_settings
         self.diagnosis = diagnosis
@@ -85,6 +88,7 @@ class DiagnosisRun:
                     self._probe("benchmark", self._run_benchmark)
                 if self._compiled_ok():
                     self._probe("kernels", self._run_kernels)
+                    self._probe("divergence", self._run_divergence)
                     with self._compile_trace("recompiles"):
                         self._probe("recompiles", self._run_recompiles)
                 self._probe("compile_trace", self._render_compile_trace)
@@ -237,6 +241,28 @@ class DiagnosisRun:
         if entry_point == TRAINING:
             return self._training_call(twin)
         return self._inference_call(twin)
+
+    def _run_divergence(self) -> None:
+        """Eager and compiled against fp64, random numbers apart from arithmetic.
+
+        Reuses the benchmark's compiled copy for the as-is comparisons; each random-number
+        what-if is a fresh compile of the training step (after a dynamo reset), so on a CPU only
+        `fallback_random` runs unless localisation was asked for.
+        """
+        on_cuda = self.target.device.type == "cuda"
+        what_ifs = (
+            (FALLBACK_RANDOM, DROPOUT_OFF) if on_cuda or self.localize else (FALLBACK_RANDOM,)
+        )
+        report = probe_divergence(
+            self.target,
+            self.compile_settings,
+            localize=self.localize,
+            compiled=self.benchmark.compiled,
+            seed=self.benchmark_settings.seed,
+            what_ifs=what_ifs,
+            on_phase=lambda name: self._phase(f"divergence: {name}"),
+        )
+        self.writer.record_probe("divergence", report)
 
     def _run_recompiles(self) -> None:
         """Call a compiled copy as users do and report what recompiles.

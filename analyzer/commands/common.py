@@ -39,6 +39,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, help="output folder (default: ./compile-diagnose-out/<name>-<time>/)"
     )
     parser.add_argument(
+        "--localize",
+        action="store_true",
+        default=None,
+        help="always walk the modules for the first one where compiled and eager part ways "
+        "(by default only when outputs diverge beyond the fp64 criterion without random numbers)",
+    )
+    parser.add_argument(
         "--fresh-cache",
         action="store_true",
         help="compile with an empty, temporary Inductor cache (cold-start compile times); "

@@ -101,6 +101,7 @@ def diagnose_and_report(
             diagnosis,
             out_dir,
             progress=progress,
+            localize=getattr(args, "localize", None),
         )
         run.run()
     show(diagnosis, args)

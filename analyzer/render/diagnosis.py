@@ -11,6 +11,7 @@ from rich.text import Text
 
 from analyzer.findings import Finding
 from analyzer.render.benchmark import benchmark_view, reading_lines, verdict_line
+from analyzer.render.divergence import divergence_view
 from analyzer.render.findings import render_findings
 from analyzer.render.graph_breaks import graph_breaks_view
 from analyzer.render.kernels import kernel_report_view
@@ -95,6 +96,8 @@ def diagnosis_view(diagnosis: Mapping[str, Any], findings: list[Finding]) -> Ren
     probes = diagnosis.get("probes", {})
     if probes.get("graph_breaks"):
         parts.extend([Text(), graph_breaks_view(probes["graph_breaks"])])
+    if probes.get("divergence"):
+        parts.extend([Text(), divergence_view(probes["divergence"])])
     if probes.get("kernels"):
         parts.extend([Text(), kernel_report_view(probes["kernels"])])
     parts.extend(compile_report_lines(probes.get("compile_trace")))
