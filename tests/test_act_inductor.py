@@ -61,3 +61,17 @@ def test_training_loss_difference_is_explained_by_random_numbers(inductor_act_di
 def test_cpu_run_says_the_reduce_overhead_what_if_needs_a_gpu(inductor_act_diagnosis) -> None:
     for entry in inductor_act_diagnosis["probes"]["kernels"]["entry_points"]:
         assert "needs a GPU" in entry["reduce_overhead"]["reason"]
+
+
+def test_kernel_profiles_find_the_compiled_region_on_the_compiled_side_only(
+    inductor_act_diagnosis,
+) -> None:
+    from pathlib import Path
+
+    for entry in inductor_act_diagnosis["probes"]["kernels"]["entry_points"]:
+        assert entry["compiled"]["compiled_regions_per_call"] >= 1
+        assert entry["eager"]["compiled_regions_per_call"] == 0
+        assert entry["eager"]["kernels_per_call"] is None  # CPU: device fields absent, not zero
+        for side in ("eager", "compiled"):
+            trace = Path(entry[side]["trace_path"])
+            assert trace.is_file() and trace.parent.name == side
