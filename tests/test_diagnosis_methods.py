@@ -87,3 +87,13 @@ def test_recompiles_name_their_frames_in_a_report_of_their_own(methods_diagnosis
         assert finding["evidence"]["tlparse_report"] == report["index_html"]
         assert set(finding["evidence"]["tlparse_frames"]) <= listed
     assert Path(report["index_html"]).is_relative_to(out / "recompiles")
+
+
+def test_compile_time_findings_name_frames_the_report_lists(methods_diagnosis) -> None:
+    _, diagnosis, _ = methods_diagnosis
+    report = diagnosis["probes"]["compile_trace"]["benchmark"]["tlparse"]
+    listed = {frame["frame_id"] for frame in report["frames"]}
+    costs = findings_named(diagnosis, "compile-time-cost")
+    assert costs
+    for finding in costs:
+        assert set(finding["evidence"]["tlparse_frames"]) <= listed

@@ -19,7 +19,14 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
     for entry_point, timing in (benchmark.get("timings") or {}).items():
         if not timing.get("eager") or not timing.get("compiled"):
             continue
-        findings.append(_compile_time_cost(entry_point, timing))
+        cost = _compile_time_cost(entry_point, timing)
+        capture = (benchmark.get("capture") or {}).get(entry_point) or {}
+        frames = [
+            f"[{f['compile_id']}]" for f in capture.get("frames") or [] if f.get("compile_id")
+        ]
+        if frames:  # the frame ids under which the tlparse report shows these compiles
+            cost.evidence["tlparse_frames"] = frames
+        findings.append(cost)
         noise = _speedup_within_noise(entry_point, timing)
         if noise is not None:
             findings.append(noise)
