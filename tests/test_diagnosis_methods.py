@@ -58,7 +58,9 @@ def test_stale_action_queue_recompiles_until_the_limit(methods_diagnosis) -> Non
         if "reset per episode" in f["evidence"]["scenario"]
     ]
     queue = [f for f in stale if "_action_queue" in f["evidence"]["failing_guard"]]
-    assert sum(f["evidence"]["recompile_count"] for f in queue) >= 8
+    # One recompile per queue length until the cache holds recompile_limit entries.
+    limit_of = queue[0]["evidence"]["recompile_limit"]
+    assert sum(f["evidence"]["recompile_count"] for f in queue) >= limit_of - 2
     limit = [f for f in queue if f["evidence"]["limit_hit"]]
     assert limit and limit[0]["severity"] == "error"
     assert code == 1  # an error-severity finding stands

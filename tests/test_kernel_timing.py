@@ -93,7 +93,9 @@ def test_each_side_holds_exactly_the_profiled_calls(report: KernelTimingReport) 
 
 def test_compiled_region_is_found_on_the_compiled_side_only(report: KernelTimingReport) -> None:
     forward = entry(report, "forward")
-    assert forward.compiled.compiled_region_names == ["Torch-Compiled Region: 0/0"]
+    # The frame id depends on what this process compiled before: name the region, not the id.
+    (region,) = forward.compiled.compiled_region_names
+    assert region.startswith("Torch-Compiled Region: ")
     assert forward.compiled.compiled_regions_per_call == 1.0
     assert forward.eager.compiled_region_ms_per_call is None
 
