@@ -307,8 +307,11 @@ RULES: tuple[Rule, ...] = (
             "Compares eager and compiled outputs (loss, gradients) from the same seed three ways:",
             "with random ops as they are, with `torch._inductor.config.fallback_random = True`,",
             "and with every dropout off. When the difference falls to rounding level in the last",
-            "two, random numbers explain it. In triage, flags a failed training-loss check of a",
-            "policy whose training forward draws random numbers.",
+            "two, random numbers explain it. Where those what-ifs did not run (on a CPU unless",
+            "`--rng-what-if`: each is one more compile of the training step), it reports random",
+            "numbers as the likely cause, with medium confidence, when training fails with dropout",
+            "active and inference in eval mode passes. In triage, flags a failed training-loss",
+            "check of a policy whose training forward draws random numbers.",
         ),
         why_it_matters=_prose(
             "Inductor generates random numbers in its own kernels, not with eager's generator, so",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,12 @@ class DiagnosisRun:
         out_dir: Path | None,
         progress: Progress = lambda _: None,
         localize: bool | None = None,
+        probes: Collection[str] | None = None,
+        rng_what_if: bool | None = None,
     ) -> None:
         self.target = target
+        self.rng_what_if = rng_what_if  # None: on CUDA (or with localize), not on a CPU
+        self.probes = probes  # the names of the probes to run; None runs them all
         self.localize = localize
         self.compile_settings = compile_settings
         self.benchmark_settings = benchmark_settings
@@ -118,6 +122,8 @@ class DiagnosisRun:
         return self.benchmark is not None and self.benchmark.result.compilation_successful
 
     def _probe(self, name: str, measure: Callable[[], Any]) -> None:
+        if self.probes is not None and name not in self.probes:
+            return
         started = time.perf_counter()
         try:
             measure()
@@ -180,7 +186,10 @@ class DiagnosisRun:
             self._phase(f"finding graph breaks ({entry_point})")
             copy.train(entry_point == TRAINING)
             target.reset(copy)
-            self.break_reports.append(probe_graph_breaks(entry_point, fn, *args))
+            report = probe_graph_breaks(entry_point, fn, *args)
+            self.break_reports.append(report)
+            if report.break_count == 0 and report.graph_count == 1:
+                continue  # one graph, no break: fullgraph=True has nothing to tell
             target.reset(copy)
             self.fullgraph.append(probe_fullgraph(entry_point, fn, *args))
         self._record_graph_breaks()
@@ -246,14 +255,19 @@ class DiagnosisRun:
         """Eager and compiled against fp64, random numbers apart from arithmetic.
 
         Reuses the benchmark's compiled copy for the as-is comparisons; each random-number
-        what-if is a fresh compile of the training step (after a dynamo reset), so on a CPU only
-        dropout-off runs unless localisation was asked for. Dropout-off is the one that removes
-        every random draw: with `fallback_random` alone we measured (CPU preset) an identical
-        loss but attention-bias gradients 1e4x further from fp64 than eager's, from the dropout
-        inside scaled-dot-product attention's backward.
+        what-if is a fresh compile of the training step (after a dynamo reset). On CUDA, or
+        with localisation, both run. On a CPU none runs unless asked (`rng_what_if`), and then
+        only dropout-off: on the CPU preset it cost 36 s of a 3-minute budget (35 of its 111
+        kernels differ from the as-is step's, so Inductor's cache saves little). Dropout-off is
+        the one that removes every random draw: with `fallback_random` alone we measured (CPU
+        preset) an identical loss but attention-bias gradients 1e4x further from fp64 than
+        eager's, from the dropout inside scaled-dot-product attention's backward.
         """
-        on_cuda = self.target.device.type == "cuda"
-        what_ifs = (FALLBACK_RANDOM, DROPOUT_OFF) if on_cuda or self.localize else (DROPOUT_OFF,)
+        what_ifs: tuple[str, ...] = (FALLBACK_RANDOM, DROPOUT_OFF)
+        if self.target.device.type != "cuda" and not self.localize:
+            what_ifs = (DROPOUT_OFF,) if self.rng_what_if else ()
+        if self.rng_what_if is False:
+            what_ifs = ()
         report = probe_divergence(
             self.target,
             self.compile_settings,

@@ -67,6 +67,16 @@ class CriterionReading:
     passed: bool | None
     explained_by: list[str] = field(default_factory=list)  # "CD301 rng-divergence"
     excused: bool = False  # fails only for reasons that are not a compile fault
+    confirmed: bool = True  # every excusing finding has high confidence (measured, not inferred)
+
+    @property
+    def excuse(self) -> str:
+        """How the excuse reads: certain, or probable when a finding only infers it."""
+        if not self.excused:
+            return ""
+        if self.confirmed:
+            return "not a fault of the compiled code"
+        return "probably not a fault of the compiled code (not confirmed)"
 
 
 @dataclass
@@ -134,4 +144,5 @@ def _reading(
     ]
     reading.explained_by = list(dict.fromkeys(f"{f.code} {f.name}" for f in relevant))
     reading.excused = bool(relevant) and all(f.name in excuses for f in relevant)
+    reading.confirmed = all(f.confidence == "high" for f in relevant)
     return reading

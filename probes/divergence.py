@@ -324,6 +324,7 @@ def _summary(report: DivergenceReport) -> str:
         "rng": "the difference is random numbers: it vanishes when both sides draw the same",
         "arithmetic": "compiled arithmetic differs beyond the fp64 criterion",
         "both": "random numbers explain most of the difference; the arithmetic differs too",
+        "untested": "training differs, and no what-if without random numbers ran to say why",
         "unknown": "some scenarios did not complete",
     }
     text = texts.get(report.verdict, report.verdict)

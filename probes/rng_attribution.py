@@ -20,7 +20,7 @@ RNG_SHARE = 10.0  # as is differing 10x more than with random numbers out: both 
 class RngAttribution:
     """What the training difference as is comes from, judged by the what-if scenarios."""
 
-    verdict: str  # "rng" | "arithmetic" | "both" | "none" | "unknown"
+    verdict: str  # "rng" | "arithmetic" | "both" | "none" | "untested" | "unknown"
     explanation: str
     loss_diff: dict[str, float | None]  # scenario -> |compiled - eager| of the loss
     max_gradient_diff: dict[str, float | None]  # scenario -> largest |compiled - eager|
@@ -33,7 +33,17 @@ def attribute(as_is: ScenarioResult, *what_ifs: ScenarioResult) -> RngAttributio
     loss_diff = {s.name: s.primary_max_abs_diff for s in scenarios}
     gradient_diff = {s.name: s.max_gradient_abs_diff for s in scenarios}
     passes = {s.name: s.passes for s in scenarios}
-    verdict, explanation = _verdict(as_is, [s for s in what_ifs if s.passes is not None])
+    if not what_ifs and as_is.passes is False:
+        verdict, explanation = (
+            "untested",
+            (
+                f"the loss differs by {as_is.primary_max_abs_diff or 0.0:.2e} as is; no what-if "
+                "taking random numbers out was run, so random numbers and arithmetic are not told "
+                "apart"
+            ),
+        )
+    else:
+        verdict, explanation = _verdict(as_is, [s for s in what_ifs if s.passes is not None])
     return RngAttribution(verdict, explanation, loss_diff, gradient_diff, passes)
 
 
@@ -77,5 +87,8 @@ def overall_verdict(attribution: RngAttribution | None, eval_result: ScenarioRes
             return "unknown"
         return "arithmetic" if eval_fails else "none"
     if eval_fails:
-        return {"none": "arithmetic", "rng": "both"}.get(attribution.verdict, attribution.verdict)
+        # Inference without random numbers already fails: the arithmetic differs, whatever the
+        # random numbers add in training.
+        either = {"none": "arithmetic", "rng": "both", "untested": "arithmetic"}
+        return either.get(attribution.verdict, attribution.verdict)
     return attribution.verdict

@@ -45,5 +45,5 @@ else
   fi
 fi
 
-"$UV" sync --frozen --all-extras --python "$PYTHON" --quiet
+"$UV" sync --frozen --all-extras --compile-bytecode --python "$PYTHON" --quiet
 echo "setup: .venv ready ($("$PYTHON" --version), $("$UV" --version))" >&2

@@ -61,6 +61,7 @@ def inductor_act_diagnosis(tmp_path_factory: pytest.TempPathFactory, inductor_ca
             "cpu",
             "--out",
             str(out),
+            "--rng-what-if",  # off by default on a CPU; one more compile of the tiny training step
             "--json",
             str(out / "stdout.json"),
         ]

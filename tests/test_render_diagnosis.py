@@ -49,6 +49,19 @@ def test_failed_loss_criterion_is_explained_by_the_rng_finding(recorded: dict) -
     assert "CD301 rng-divergence" in line and "not a fault of the compiled code" in line
 
 
+def test_loss_criterion_excuse_is_only_probable_when_no_what_if_ran(recorded: dict) -> None:
+    # The same run's divergence as a CPU default records it: no random-number what-if.
+    untested = FIXTURE.parent / "divergence_act_untested.json"
+    diagnosis = {**recorded, "probes": {**recorded["probes"]}}
+    diagnosis["probes"]["divergence"] = json.loads(untested.read_text())
+    text = render(diagnosis, 200)
+    line = next(line for line in text.splitlines() if line.strip().startswith("loss diff"))
+    assert "CD301 rng-divergence" in line
+    assert "probably not a fault of the compiled code (not confirmed)" in line
+    markdown = report_markdown(diagnosis, run_rules(diagnosis["probes"]))
+    assert "probably not a fault of the compiled code" in markdown
+
+
 def test_rules_on_the_recording_rank_warnings_before_info(recorded: dict) -> None:
     findings = run_rules(recorded["probes"])
     ranks = [finding.severity.rank for finding in findings]

@@ -2,6 +2,7 @@
 
 Recorded on the CPU with `probes.divergence.probe_divergence`:
 - `divergence_act_rng.json`: tiny ACT (preset "tiny"), Inductor;
+- `divergence_act_untested.json`: the same with no random-number what-if (`what_ifs=()`);
 - `divergence_planted.json`: `planted_divergence.planted_target()`, aot_eager;
 - `divergence_backward.json`: `planted_divergence.gradient_planted_target()`, aot_eager;
 - `divergence_tolerance.json`: `planted_divergence.large_sums_target()`, Inductor.
@@ -185,7 +186,9 @@ def test_no_precision_finding_on_cpu():
 
 
 @pytest.mark.parametrize("width", [80, 200])
-@pytest.mark.parametrize("name", ["act_rng", "planted", "backward", "tolerance", "tf32"])
+@pytest.mark.parametrize(
+    "name", ["act_rng", "act_untested", "planted", "backward", "tolerance", "tf32"]
+)
 def test_view_fits_the_terminal(name: str, width: int):
     text = render(divergence_view(load(name)), width)
     assert max(len(line) for line in text.splitlines()) <= width
@@ -217,3 +220,34 @@ def test_gradient_table_starts_at_the_first_failing_gradient():
     section = load("backward")
     text = render(GradientWalkTable(section), 120)
     assert section["localization"]["first_divergent_gradient"] in text
+
+
+# --- no what-if ran (a CPU diagnosis by default) ------------------------------------------------
+# `divergence_act_untested.json`: tiny ACT, Inductor, `probe_divergence(..., what_ifs=())`.
+
+
+def test_untested_training_difference_is_likely_random_numbers_with_medium_confidence():
+    section = load("act_untested")
+    assert section["attribution"]["verdict"] == "untested"
+    finding = only(check({"divergence": section}), "rng-divergence")
+    assert finding.confidence == "medium"
+    assert finding.severity is Severity.INFO
+    as_is = scenario(section, "as-is")
+    assert finding.evidence["loss_diff_as_is_abs"] == as_is["primary_max_abs_diff"]
+    assert finding.evidence["dropout_sites_count"] == len(section["dropout"]["modules"]) + len(
+        section["dropout"]["attention"]
+    )
+    assert finding.evidence["rng_what_if"] == "not run"
+    assert any("--rng-what-if" in step for step in finding.next_steps)
+
+
+def test_untested_is_not_blamed_on_random_numbers_when_inference_fails_too():
+    section = load("act_untested")
+    scenario(section, "eval")["passes"] = False
+    assert named(check({"divergence": section}), "rng-divergence") == []
+
+
+def test_untested_is_not_blamed_on_random_numbers_without_dropout():
+    section = load("act_untested")
+    section["dropout"] = {"modules": [], "attention": [], "functional": []}
+    assert named(check({"divergence": section}), "rng-divergence") == []

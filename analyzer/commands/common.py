@@ -46,6 +46,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "(by default only when outputs diverge beyond the fp64 criterion without random numbers)",
     )
     parser.add_argument(
+        "--rng-what-if",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile the training step once more with every dropout off, to tell random "
+        "numbers from arithmetic in a training difference (default: on CUDA yes, on a CPU no: "
+        "there it is one more full compile)",
+    )
+    parser.add_argument(
         "--fresh-cache",
         action="store_true",
         help="compile with an empty, temporary Inductor cache (cold-start compile times); "

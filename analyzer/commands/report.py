@@ -102,6 +102,7 @@ def diagnose_and_report(
             out_dir,
             progress=progress,
             localize=getattr(args, "localize", None),
+            rng_what_if=getattr(args, "rng_what_if", None),
         )
         run.run()
     show(diagnosis, args)

@@ -184,15 +184,16 @@ def reading_lines(reading) -> list[Text]:
         if criterion.explained_by:
             line.append(" — explained by " + ", ".join(criterion.explained_by))
             if criterion.excused:
-                line.append(": not a fault of the compiled code", style="green")
+                line.append(": " + criterion.excuse, style="green" if criterion.confirmed else "")
         else:
             line.append(" — no finding explains it", style="yellow")
         lines.append(line)
     if reading.differs:
+        probably = "" if all(c.confirmed for c in reading.failed) else "probably "
         lines.append(
             Text(
-                "compile-diagnose reads this run as correct: every failed criterion is explained "
-                "by findings that are not compile faults.",
+                f"compile-diagnose reads this run as {probably}correct: every failed criterion "
+                "is explained by findings that are not compile faults.",
                 style="bold green",
             )
         )

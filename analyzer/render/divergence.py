@@ -32,6 +32,7 @@ VERDICT_STYLE = {
     "rng": "cyan",
     "arithmetic": "bold red",
     "both": "bold yellow",
+    "untested": "yellow",
     "unknown": "dim",
 }
 

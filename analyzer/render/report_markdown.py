@@ -107,7 +107,7 @@ def report_markdown(diagnosis: Mapping[str, Any], findings: list[Finding]) -> st
         reading = read_verdict(metrics, benchmark, findings)
         for criterion in reading.failed:
             because = ", ".join(criterion.explained_by) or "no finding explains it"
-            excused = " (not a fault of the compiled code)" if criterion.excused else ""
+            excused = f" ({criterion.excuse})" if criterion.excused else ""
             lines.append(
                 f"- {criterion.criterion} fails {criterion.requirement}: {because}{excused}"
             )

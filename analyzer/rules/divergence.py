@@ -8,7 +8,8 @@ DivergenceReport` as JSON)::
                    "error_measure", "source"},
      "criterion_rule": str,
      "numerics": NumericSettings | None,
-     "verdict": "none" | "rng" | "arithmetic" | "both" | "unknown", "summary": str,
+     "verdict": "none" | "rng" | "arithmetic" | "both" | "untested" | "unknown",
+     "summary": str,
      "scenarios": [                     # "eval", "as-is", "fallback-random", "dropout-off",
         {"name", "entry_point",         # and on CUDA "tf32-off", "tf32-on"
          "description", "settings", "compiled_fresh", "frames_compiled",
@@ -146,7 +147,11 @@ def arithmetic_failures(section: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
     attribution = section.get("attribution")
-    if not isinstance(attribution, Mapping) or attribution.get("verdict") not in ("rng", "both"):
+    if not isinstance(attribution, Mapping):
+        return None
+    if attribution.get("verdict") == "untested":
+        return _rng_divergence_unconfirmed(section)
+    if attribution.get("verdict") not in ("rng", "both"):
         return None
     as_is = scenario(section, AS_IS) or {}
     loss = attribution.get("loss_diff") or {}
@@ -160,8 +165,7 @@ def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
         "gradients_failing_as_is_count": as_is.get("gradients_failing"),
         "gradients_compared_count": as_is.get("gradients_compared"),
     }
-    dropout = section.get("dropout") or {}
-    sites = len(dropout.get("modules") or []) + len(dropout.get("attention") or [])
+    sites = _dropout_sites(section)
     evidence["dropout_sites_count"] = sites
     fix = {
         name.replace("-", "_"): {
@@ -195,6 +199,53 @@ def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
             STEP_FP64,
         ],
         impact_error=max(before - after, 0.0),
+    )
+
+
+def _dropout_sites(section: Mapping[str, Any]) -> int:
+    dropout = section.get("dropout") or {}
+    return len(dropout.get("modules") or []) + len(dropout.get("attention") or [])
+
+
+def _rng_divergence_unconfirmed(section: Mapping[str, Any]) -> Finding | None:
+    """Training fails as is, no what-if ran, but inference without random numbers passes.
+
+    The likely cause by elimination, not a measured one: a what-if (a compile of the training
+    step with random numbers out) would confirm it, and the finding says how to run it.
+    """
+    as_is, inference = scenario(section, AS_IS), scenario(section, EVAL)
+    sites = _dropout_sites(section)
+    if not as_is or as_is.get("passes") is not False or sites == 0:
+        return None
+    if not inference or inference.get("passes") is not True:
+        return None
+    return make_finding(
+        "rng-divergence",
+        severity=Severity.INFO,
+        confidence="medium",
+        cause=(
+            f"Probably random numbers: the training loss differs by "
+            f"{_sci(as_is.get('primary_max_abs_diff'))} with dropout drawing at {sites} sites, "
+            f"while inference in eval mode (no random numbers) passes the fp64 criterion "
+            f"({_sci(inference.get('primary_max_abs_diff'))}). Not confirmed: the what-if that "
+            "takes random numbers out of training did not run (it is one more compile of the "
+            "training step; on CUDA and with --rng-what-if it runs)."
+        ),
+        evidence={
+            "loss_diff_as_is_abs": _number(as_is.get("primary_max_abs_diff")),
+            "max_gradient_diff_as_is_abs": _number(as_is.get("max_gradient_abs_diff")),
+            "gradients_failing_as_is_count": as_is.get("gradients_failing"),
+            "gradients_compared_count": as_is.get("gradients_compared"),
+            "action_diff_eval_abs": _number(inference.get("primary_max_abs_diff")),
+            "inference_passes_fp64_criterion": True,
+            "dropout_sites_count": sites,
+            "rng_what_if": "not run",
+        },
+        next_steps=[
+            "compile-diagnose <policy> --rng-what-if  # confirm: training with random numbers out",
+            STEP_FALLBACK_RANDOM,
+            STEP_FP64,
+        ],
     )
 
 
