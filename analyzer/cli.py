@@ -18,6 +18,7 @@ from analyzer.errors import UsageError
 # Order is the order of `compile-diagnose --help`.
 COMMANDS: tuple[str, ...] = (
     "analyzer.commands.policy",
+    "analyzer.commands.module",
     "analyzer.commands.list_policies",
     "analyzer.commands.trace",
     "analyzer.commands.tlparse",

@@ -255,6 +255,9 @@ class BenchmarkProbe:
             try:
                 capture, compiled_s = self._capture_first_call(entry_point, compiled_call)
                 capture.compiled_region_events = count_compiled_regions(compiled_call)
+                # The same second call on the eager side: a call may change state (batch-norm
+                # running statistics, a VQ codebook), and both copies must stay alike.
+                eager_call()
             except Exception as error:  # a compiler error is a result, not a crash
                 result.compilation_error = compile_error_line(error)
                 result.compile_error_entry_point = entry_point

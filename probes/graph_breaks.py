@@ -426,11 +426,16 @@ _CATEGORY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+_EXAMPLE = re.compile(r"\(e\.g\.[^)]*\)")
+
+
 def categorize(reason: str) -> str:
     """The kind of break, from what dynamo says about it (never from its hints)."""
     said = "\n".join(
         [_gb_type(reason), _field(reason, "Explanation") or "", _field(reason, "context") or ""]
     )
+    # Dynamo's explanations give examples, "(e.g. _warnings.warn)": they name no real call.
+    said = _EXAMPLE.sub("", said)
     for category, pattern in _CATEGORY_PATTERNS:
         if pattern.search(said):
             return category

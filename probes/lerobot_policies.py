@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from probes.target import INFERENCE, TRAINING, CompileSettings, Target
 
 COMPILE_HOW = ("model", "methods", "wrapper", "config")
 DEFAULT_COMPILE_HOW = "model"
+_EXTRA_HINT = re.compile(r"pip install '(lerobot\[[\w-]+\])'")
 
 
 # --- configs -------------------------------------------------------------------------------
@@ -109,36 +111,70 @@ def build_config(spec: PolicySpec, preset: Preset, overrides: Mapping[str, Any],
 # --- batches -------------------------------------------------------------------------------
 
 
+REWARD_KEY = "next.reward"  # lerobot's REWARD: the only non-observation key with delta indices
+INDEX_KEY = "index"  # every dataset frame has one; tdmpc reads the batch size from it
+
+
 def synthetic_batch(
     config: Any, batch_size: int, device: torch.device, *, training: bool, seed: int
 ) -> dict[str, torch.Tensor]:
-    """A batch shaped by the config's features, in the range a pre-processor produces.
+    """A batch shaped as LeRobot's dataset and pre-processor would give this config.
 
-    States and actions are standard normal (as after mean/std normalisation); images uniform in
-    [0, 1]. Training batches carry the observation history, the action chunk and its padding mask
-    that LeRobot's dataset would add for this config's delta indices.
+    Values are in the range a pre-processor produces: states, actions and rewards standard normal
+    (as after mean/std normalisation), images uniform in [0, 1]. An inference batch is what
+    `select_action` receives: one current observation per feature, `(B, *shape)`. A training
+    batch is what `forward` receives: every key the config gives delta indices (observations,
+    action, reward) carries that many steps, `(B, steps, *shape)`, and a `<key>_is_pad` mask
+    `(B, steps)` (all False: no padding), as the dataset adds them; plus the frame `index`.
     """
+    generator = torch.Generator().manual_seed(seed)
+    batch: dict[str, torch.Tensor] = {}
+    observation_steps = config.observation_delta_indices if training else None
+    for key, feature in config.input_features.items():
+        batch.update(_feature_steps(key, feature, observation_steps, batch_size, generator))
+    if training:
+        for key, feature in config.output_features.items():
+            batch.update(
+                _feature_steps(key, feature, config.action_delta_indices, batch_size, generator)
+            )
+        if config.reward_delta_indices is not None:
+            batch.update(
+                _steps(REWARD_KEY, (), config.reward_delta_indices, batch_size, generator, False)
+            )
+        batch[INDEX_KEY] = torch.arange(batch_size)
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def _feature_steps(
+    key: str,
+    feature: Any,
+    delta_indices: list[int] | None,
+    batch_size: int,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
     from lerobot.configs.types import FeatureType
 
-    generator = torch.Generator().manual_seed(seed)
-    obs_steps = len(config.observation_delta_indices or []) if training else 0
-    batch: dict[str, torch.Tensor] = {}
-    for key, feature in config.input_features.items():
-        shape = (
-            (batch_size, obs_steps, *feature.shape)
-            if obs_steps > 1
-            else (batch_size, *feature.shape)
-        )
-        if feature.type is FeatureType.VISUAL:
-            batch[key] = torch.rand(shape, generator=generator)
-        else:
-            batch[key] = torch.randn(shape, generator=generator)
-    if training:
-        horizon = len(config.action_delta_indices or [0])
-        for key, feature in config.output_features.items():
-            batch[key] = torch.randn((batch_size, horizon, *feature.shape), generator=generator)
-            batch[f"{key}_is_pad"] = torch.zeros((batch_size, horizon), dtype=torch.bool)
-    return {key: value.to(device) for key, value in batch.items()}
+    visual = feature.type is FeatureType.VISUAL
+    return _steps(key, tuple(feature.shape), delta_indices, batch_size, generator, visual)
+
+
+def _steps(
+    key: str,
+    shape: tuple[int, ...],
+    delta_indices: list[int] | None,
+    batch_size: int,
+    generator: torch.Generator,
+    visual: bool,
+) -> dict[str, torch.Tensor]:
+    """One key's values, with a step dimension and a padding mask when it has delta indices."""
+    steps = () if delta_indices is None else (len(delta_indices),)
+    full = (batch_size, *steps, *shape)
+    value = (
+        torch.rand(full, generator=generator) if visual else torch.randn(full, generator=generator)
+    )
+    if delta_indices is None:
+        return {key: value}
+    return {key: value, f"{key}_is_pad": torch.zeros((batch_size, *steps), dtype=torch.bool)}
 
 
 # --- policies and their compiled twins ---------------------------------------------------------
@@ -148,13 +184,27 @@ def build_policy(config: Any) -> nn.Module:
     from lerobot.policies.factory import get_policy_class
 
     try:
-        policy_cls = get_policy_class(config.type)
-    except ImportError as error:
+        return get_policy_class(config.type)(config)
+    except ImportError as error:  # lerobot checks its optional packages when a policy is built
+        raise TargetError(missing_package_line(config.type, error)) from error
+
+
+def missing_package_line(policy: str, error: ImportError) -> str:
+    """One line naming what to install, from lerobot's own hint when it gives one."""
+    hint = _EXTRA_HINT.search(str(error))
+    extra = hint.group(1) if hint else f"lerobot[{policy}]"
+    return f"policy {policy} needs {first_line(error)}; install it with: pip install '{extra}'"
+
+
+def require_packages(spec: PolicySpec) -> None:
+    """Fail before anything is built when the policy's optional packages are missing."""
+    missing = spec.missing_packages()
+    if missing:
+        extra = f"lerobot[{spec.extra or spec.name}]"
         raise TargetError(
-            f"policy {config.type!r} needs a package that is not installed ({first_line(error)}); "
-            f"try: pip install 'lerobot[{config.type}]'"
-        ) from error
-    return policy_cls(config)
+            f"policy {spec.name} needs {', '.join(missing)}, not installed; "
+            f"install it with: pip install '{extra}'"
+        )
 
 
 def compile_policy_copy(
@@ -163,11 +213,14 @@ def compile_policy_copy(
     """Compile a (fresh, unshared) copy of a policy the way `settings.how` names."""
     kwargs = settings.compile_kwargs()
     if settings.how == "model":
-        getattr(policy, spec.inner_module).compile(**kwargs)
+        for path in spec.parts_compiled_by_model:
+            compile_part(policy, path, kwargs)
         return policy
     if settings.how == "methods":
-        # As LeRobot's benchmark script does today: compile the bound methods of a copy.
-        policy.select_action = torch.compile(policy.select_action, **kwargs)
+        # As LeRobot's benchmark script does today: compile the bound methods of a copy. Not
+        # select_action where it fills observation queues (see QUEUE_TRACE_HANGS).
+        inference = "predict_action_chunk" if has_observation_queues(policy) else "select_action"
+        setattr(policy, inference, torch.compile(getattr(policy, inference), **kwargs))
         policy.forward = torch.compile(policy.forward, **kwargs)
         return policy
     if settings.how == "wrapper":
@@ -181,6 +234,18 @@ def compile_policy_copy(
     )
 
 
+def compile_part(policy: nn.Module, path: str, kwargs: dict[str, Any]) -> None:
+    """Compile the module or method at `path` (e.g. "model", "diffusion.compute_loss") in place."""
+    owner_path, _, name = path.rpartition(".")
+    owner = policy.get_submodule(owner_path) if owner_path else policy
+    part = getattr(owner, name)
+    if isinstance(part, nn.Module):
+        part.compile(**kwargs)  # the module keeps its class and its state_dict keys
+    else:
+        # An instance attribute shadows the class's method on this copy only.
+        setattr(owner, name, torch.compile(part, **kwargs))
+
+
 def _compile_by_config(policy: nn.Module, settings: CompileSettings) -> nn.Module:
     config = policy.config
     if not hasattr(config, "compile_model"):
@@ -192,8 +257,16 @@ def _compile_by_config(policy: nn.Module, settings: CompileSettings) -> nn.Modul
     if hasattr(twin_config, "compile_mode") and settings.mode:
         twin_config = dataclasses.replace(twin_config, compile_mode=settings.mode)
     twin = build_policy(twin_config)
-    twin.load_state_dict(policy.state_dict())
+    # The config's switch wraps a submodule in torch.compile, whose keys gain "_orig_mod.".
+    weights = policy.state_dict()
+    twin.load_state_dict({key: weights[key.replace("_orig_mod.", "")] for key in twin.state_dict()})
     return twin.to(next(policy.parameters()).device)
+
+
+def actions_per_prediction(config: Any) -> int:
+    """How many `select_action` calls one chunk prediction serves (the action queue's length)."""
+    steps = getattr(config, "n_action_steps", None) or getattr(config, "action_chunk_size", 1)
+    return max(steps, getattr(config, "n_action_repeats", 1))
 
 
 def policy_recompile_scenarios(
@@ -207,7 +280,7 @@ def policy_recompile_scenarios(
     small_batch = {
         k: v[:smaller] if isinstance(v, torch.Tensor) else v for k, v in inference_batch.items()
     }
-    steps = getattr(compiled.config, "n_action_steps", 1)
+    steps = actions_per_prediction(compiled.config)
 
     def stale_queue() -> None:
         # A rollout calls select_action every step and resets only between episodes.
@@ -232,8 +305,30 @@ def policy_recompile_scenarios(
     return scenarios
 
 
-def reset_policy(policy: nn.Module) -> None:
-    policy.reset()
+# torch 2.11's dynamo reads the maxlen of a deque it did not create as None, so lerobot's
+# populate_queues (`while len(queue) != queue.maxlen: queue.append(...)`) never ends when traced:
+# compiling or explaining select_action of diffusion, vqbet or tdmpc hangs. Their explained and
+# method-compiled inference is predict_action_chunk, on queues filled by an eager select_action.
+QUEUE_TRACE_HANGS = (
+    "select_action fills observation queues, and dynamo (torch 2.11) reads a deque's maxlen as "
+    "None, so tracing lerobot's populate_queues never ends: graph breaks are explained, and "
+    "--compile-how methods compiles, predict_action_chunk on queues an eager select_action filled"
+)
+
+
+def has_observation_queues(policy: nn.Module) -> bool:
+    """Does `select_action` keep observation histories in `policy._queues` (diffusion, vqbet...)?"""
+    return isinstance(getattr(policy, "_queues", None), dict)
+
+
+def queued_observations(policy: nn.Module) -> dict[str, torch.Tensor]:
+    """The batch select_action hands predict_action_chunk: one entry per observation queue.
+
+    select_action adds keys of its own (the stacked "observation.images" of diffusion and vqbet,
+    tdmpc's "observation.image"), and predict_action_chunk reads the queues of the keys it is
+    given: so the keys come from the queues, the values are their latest observations.
+    """
+    return {key: queue[-1] for key, queue in policy._queues.items() if key != "action" and queue}
 
 
 def policy_target(
@@ -244,18 +339,36 @@ def policy_target(
     spec: PolicySpec,
     description: dict[str, Any],
     notes: list[str],
+    seed: int = 42,
 ) -> Target:
+    queues = has_observation_queues(policy)
+
     def infer(copy: nn.Module) -> torch.Tensor:
-        # As the reference script timed it: a reset, then select_action predicts a whole chunk.
+        # As the reference script timed it: a reset, then select_action predicts a whole chunk;
+        # in eval mode, as lerobot-eval runs a policy (the training probes leave it training).
+        # Seeded, because diffusion, vqbet and tdmpc draw random numbers at inference: eager and
+        # compiled are compared on the same draws, and their difference is the compiler's.
+        copy.eval()
         copy.reset()
+        torch.manual_seed(seed)
         return copy.select_action(inference_batch)
+
+    def reset(copy: nn.Module) -> None:
+        """The initial serving state: empty queues, or observation queues filled by one call."""
+        copy.reset()
+        if queues:
+            with torch.no_grad():
+                copy.select_action(inference_batch)
 
     def loss(copy: nn.Module) -> torch.Tensor:
         return copy.forward(training_batch)[0]
 
     def entry_functions(copy: nn.Module) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
-        copy.reset()
-        entries = {INFERENCE: (copy.select_action, (inference_batch,))}
+        reset(copy)
+        if queues:
+            entries = {INFERENCE: (copy.predict_action_chunk, (queued_observations(copy),))}
+        else:
+            entries = {INFERENCE: (copy.select_action, (inference_batch,))}
         if training_batch is not None:
             entries[TRAINING] = (copy.forward, (training_batch,))
         return entries
@@ -270,12 +383,12 @@ def policy_target(
         device=next(policy.parameters()).device,
         infer=infer,
         loss=loss if training_batch is not None else None,
-        reset=reset_policy,
+        reset=reset,
         compile_copy=lambda copy, settings: compile_policy_copy(copy, settings, spec),
         entry_functions=entry_functions,
         recompile_scenarios=recompile_scenarios,
         description=description,
-        notes=notes,
+        notes=[*notes, QUEUE_TRACE_HANGS] if queues else notes,
     )
 
 
@@ -299,12 +412,22 @@ class PolicyRequest:
 
 def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
     spec = policy_spec(request.policy)
+    require_packages(spec)
+    if not spec.builds_with_random_weights and request.pretrained is None:
+        raise TargetError(
+            f"policy {spec.name} is diagnosed from a checkpoint only ({spec.needs_pretrained}): "
+            f"give --pretrained PATH (a local checkpoint folder)"
+        )
     preset = choose_preset(spec, request.preset, request.device)
     batch_size = request.batch_size or preset.batch_size
     if batch_size < 1:
         raise TargetError(f"--batch-size must be at least 1, got {batch_size}")
     notes: list[str] = []
-    if request.preset is None and request.device.type != "cuda":
+    if (
+        request.preset is None
+        and request.device.type != "cuda"
+        and spec.cpu_preset != spec.cuda_preset
+    ):
         notes.append(
             f"no CUDA device: using the CPU preset {preset.name!r} instead of "
             f"{spec.cuda_preset!r} (choose with --preset)"
@@ -352,7 +475,7 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
         "config": _config_summary(config),
     }
     target = policy_target(
-        spec.name, policy, inference_batch, training_batch, spec, description, notes
+        spec.name, policy, inference_batch, training_batch, spec, description, notes, request.seed
     )
     return target, preset
 
@@ -387,12 +510,9 @@ def _config_and_policy(spec: PolicySpec, preset: Preset, request: PolicyRequest,
 
 def _observations_of(batch: dict[str, torch.Tensor], config: Any) -> dict[str, torch.Tensor]:
     """What select_action receives: the current observation, without the training targets."""
-    observations = {}
-    for key in config.input_features:
-        value = batch[key]
-        history = len(config.observation_delta_indices or [])
-        observations[key] = value[:, -1] if history > 1 else value
-    return observations
+    # The dataset gives every key with delta indices a step dimension, even a single step.
+    has_steps = config.observation_delta_indices is not None
+    return {key: batch[key][:, -1] if has_steps else batch[key] for key in config.input_features}
 
 
 def _config_summary(config: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ minutes (`cpu`), and a size for tests (`tiny`). Add a policy by adding its `Poli
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +32,54 @@ class Preset:
     warmup: int = 10
 
 
+def cpu_preset(description: str, config: dict[str, Any], **fields: Any) -> Preset:
+    """A `cpu` preset: a smaller policy so that a cold-cache diagnosis on a CPU takes minutes."""
+    fields = {"iters_inference": 20, "iters_training": 10, "warmup": 3, **fields}
+    return Preset(name="cpu", description=description, config=config, **fields)
+
+
+def tiny_preset(description: str, config: dict[str, Any], **fields: Any) -> Preset:
+    """A `tiny` preset, for tests and quick checks, not for figures: batch 2, a few calls."""
+    fields = {"batch_size": 2, "iters_inference": 3, "iters_training": 2, "warmup": 1, **fields}
+    return Preset(name="tiny", description=description, config=config, **fields)
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     name: str
-    inner_module: str  # the attribute holding the network, compiled by --compile-how model
+    inner_module: str  # the attribute holding the network
     presets: dict[str, Preset]
     cuda_preset: str
     cpu_preset: str
+    # What --compile-how model compiles, as attribute paths from the policy: a module is compiled
+    # in place (`module.compile()`, its forward), a method is replaced by its compiled self. The
+    # network's forward where the policy calls it; its methods where the policy calls those.
+    compiled_parts: tuple[str, ...] = ()
+    extra: str | None = None  # lerobot's extra for the packages below (pip install lerobot[extra])
+    packages: tuple[str, ...] = ()  # import names the policy needs beyond lerobot's core
+    # Why the tool does not build it with random weights (then --pretrained PATH is required).
+    needs_pretrained: str | None = None
+
+    @property
+    def parts_compiled_by_model(self) -> tuple[str, ...]:
+        return self.compiled_parts or (self.inner_module,)
+
+    @property
+    def builds_with_random_weights(self) -> bool:
+        return self.needs_pretrained is None
+
+    def missing_packages(self) -> list[str]:
+        return [name for name in self.packages if importlib.util.find_spec(name) is None]
+
+    def what_it_needs(self) -> str:
+        """What building this policy needs on this machine, in a line (`compile-diagnose list`)."""
+        missing = self.missing_packages()
+        needs = []
+        if missing:
+            needs.append(f"{', '.join(missing)} (pip install 'lerobot[{self.extra or self.name}]')")
+        if self.needs_pretrained:
+            needs.append(f"--pretrained PATH: {self.needs_pretrained}")
+        return "; ".join(needs) or "nothing: random weights, synthetic batches"
 
 
 ACT = PolicySpec(
@@ -51,8 +93,7 @@ ACT = PolicySpec(
             "dim_model 512, batch 8, state/action dim 6, one 3x480x640 camera",
             config={"use_vae": False, "chunk_size": 100, "n_action_steps": 10, "dropout": 0.1},
         ),
-        "cpu": Preset(
-            name="cpu",
+        "cpu": cpu_preset(
             description="a smaller ACT for CPUs, so a cold-cache diagnosis finishes in minutes: "
             "the reference settings (use_vae=False, dropout 0.1, batch 8, resnet18 backbone) with "
             "a 3x64x64 camera, dim_model 128, 2 heads, dim_feedforward 256, 1 encoder and "
@@ -69,12 +110,8 @@ ACT = PolicySpec(
                 "n_decoder_layers": 1,
             },
             image_shape=(3, 64, 64),
-            iters_inference=20,
-            iters_training=10,
-            warmup=3,
         ),
-        "tiny": Preset(
-            name="tiny",
+        "tiny": tiny_preset(
             description="the smallest ACT that still has every part (resnet18 backbone on a "
             "3x32x32 camera, dim_model 32, 1 encoder and 1 decoder layer, chunk_size 10), batch 2: "
             "for tests and quick checks, not for figures",
@@ -90,17 +127,237 @@ ACT = PolicySpec(
                 "n_decoder_layers": 1,
             },
             image_shape=(3, 32, 32),
-            batch_size=2,
-            iters_inference=3,
-            iters_training=2,
-            warmup=1,
         ),
     },
     cuda_preset="reference",
     cpu_preset="cpu",
 )
 
-POLICIES: dict[str, PolicySpec] = {spec.name: spec for spec in (ACT,)}
+# Diffusion, VQ-BeT and TD-MPC as LeRobot's compile benchmark ran them (the three config values
+# of each `reference` preset), on the image sizes of the datasets they were made for (PushT's
+# 96x96, cropped to 84 by VQ-BeT; xArm's square 84x84 for TD-MPC, which takes square images only).
+
+DIFFUSION = PolicySpec(
+    name="diffusion",
+    inner_module="diffusion",
+    # DiffusionModel has no forward: the policy calls these two methods.
+    compiled_parts=("diffusion.generate_actions", "diffusion.compute_loss"),
+    extra="diffusion",
+    packages=("diffusers",),
+    presets={
+        "reference": Preset(
+            name="reference",
+            description="as LeRobot's compile benchmark ran diffusion: n_obs_steps 2, horizon 16, "
+            "n_action_steps 8, DiffusionConfig's defaults otherwise (resnet18, down_dims "
+            "512/1024/2048, 100 denoising steps), batch 8, state/action dim 6, one 3x96x96 camera",
+            config={"n_obs_steps": 2, "horizon": 16, "n_action_steps": 8},
+            image_shape=(3, 96, 96),
+        ),
+        "cpu": cpu_preset(
+            description="a smaller diffusion policy for CPUs: the reference n_obs_steps, horizon "
+            "and n_action_steps with 5 denoising steps (100 take ~35 s a call on a 2-core CPU), "
+            "down_dims 64/128/256, a 3x64x64 camera, batch 8",
+            config={
+                "n_obs_steps": 2,
+                "horizon": 16,
+                "n_action_steps": 8,
+                "num_inference_steps": 5,
+                "down_dims": (64, 128, 256),
+                "diffusion_step_embed_dim": 64,
+            },
+            image_shape=(3, 64, 64),
+            iters_inference=10,
+            iters_training=10,
+            warmup=2,
+        ),
+        "tiny": tiny_preset(
+            description="the smallest diffusion policy that keeps every part (resnet18 on a "
+            "3x64x64 camera, the smallest size whose feature map BatchNorm accepts, a two-level "
+            "U-Net 16/32, 2 denoising steps, horizon 8), batch 2: for tests and quick checks",
+            config={
+                "n_obs_steps": 2,
+                "horizon": 8,
+                "n_action_steps": 4,
+                "num_inference_steps": 2,
+                "down_dims": (16, 32),
+                "kernel_size": 3,
+                "n_groups": 4,
+                "diffusion_step_embed_dim": 16,
+                "spatial_softmax_num_keypoints": 8,
+            },
+            image_shape=(3, 64, 64),
+        ),
+    },
+    cuda_preset="reference",
+    cpu_preset="cpu",
+)
+
+VQBET = PolicySpec(
+    name="vqbet",
+    inner_module="vqbet",
+    # Inference calls VQBeTModel's forward; training, until the VQ-VAE is trained
+    # (n_vqvae_training_steps), calls the action head's `discretize` instead.
+    compiled_parts=("vqbet", "vqbet.action_head.discretize"),
+    presets={
+        "reference": Preset(
+            name="reference",
+            description="as LeRobot's compile benchmark ran vqbet: n_obs_steps 1, a chunk of 8 "
+            "(lerobot 0.6.1 calls it action_chunk_size and has no n_action_steps), VQBeTConfig's "
+            "defaults otherwise, batch 8, state/action dim 6, one 3x96x96 camera cropped to 84",
+            config={"n_obs_steps": 1, "action_chunk_size": 8},
+            image_shape=(3, 96, 96),
+        ),
+        "cpu": cpu_preset(
+            description="a smaller VQ-BeT for CPUs: the reference chunk and crop, a 2-layer GPT of "
+            "width 128, VQ-VAE width 64, batch 8",
+            config={
+                "n_obs_steps": 1,
+                "action_chunk_size": 8,
+                "gpt_n_layer": 2,
+                "gpt_n_head": 2,
+                "gpt_hidden_dim": 128,
+                "gpt_input_dim": 128,
+                "gpt_output_dim": 128,
+                "vqvae_embedding_dim": 64,
+                "vqvae_enc_hidden_dim": 64,
+            },
+            image_shape=(3, 96, 96),
+        ),
+        "tiny": tiny_preset(
+            description="the smallest VQ-BeT that keeps every part (resnet18 on a 3x64x64 camera "
+            "cropped to 56, a 1-layer GPT of width 32, VQ-VAE width 16, chunk 4), batch 2: for "
+            "tests and quick checks",
+            config={
+                "n_obs_steps": 1,
+                "action_chunk_size": 4,
+                "crop_shape": (56, 56),
+                "spatial_softmax_num_keypoints": 8,
+                "gpt_n_layer": 1,
+                "gpt_n_head": 2,
+                "gpt_hidden_dim": 32,
+                "gpt_input_dim": 32,
+                "gpt_output_dim": 32,
+                "gpt_block_size": 50,
+                "vqvae_n_embed": 8,
+                "vqvae_embedding_dim": 16,
+                "vqvae_enc_hidden_dim": 16,
+            },
+            image_shape=(3, 64, 64),
+        ),
+    },
+    cuda_preset="reference",
+    cpu_preset="cpu",
+)
+
+# TD-MPC's planner encodes the image under "observation.image" while its encoder looks it up by
+# the feature's own name: only a camera of that name works at inference.
+TDMPC_CAMERA = "observation.image"
+
+TDMPC = PolicySpec(
+    name="tdmpc",
+    inner_module="model",
+    # TDMPCTOLD has no forward: the policy (its planner and its loss) calls these methods.
+    compiled_parts=(
+        "model.encode",
+        "model.latent_dynamics_and_reward",
+        "model.latent_dynamics",
+        "model.pi",
+        "model.V",
+        "model.Qs",
+    ),
+    presets={
+        "reference": Preset(
+            name="reference",
+            description="as LeRobot's compile benchmark ran tdmpc: horizon 5, n_action_steps 1, "
+            "TDMPCConfig's defaults otherwise (CEM planning, 512 Gaussian samples), batch 8, "
+            "state/action dim 6, one square 3x84x84 camera",
+            config={"horizon": 5, "n_action_steps": 1},
+            image_shape=(3, 84, 84),
+            camera=TDMPC_CAMERA,
+        ),
+        "cpu": cpu_preset(
+            description="a smaller TD-MPC for CPUs: the reference horizon and camera, MLPs of "
+            "width 128, 128 Gaussian and 16 policy samples, 16 elites, 3 CEM iterations, batch 8",
+            config={
+                "horizon": 5,
+                "n_action_steps": 1,
+                "mlp_dim": 128,
+                "state_encoder_hidden_dim": 64,
+                "n_gaussian_samples": 128,
+                "n_pi_samples": 16,
+                "n_elites": 16,
+                "cem_iterations": 3,
+            },
+            image_shape=(3, 84, 84),
+            camera=TDMPC_CAMERA,
+        ),
+        "tiny": tiny_preset(
+            description="the smallest TD-MPC that keeps every part (a 3x64x64 camera, the "
+            "smallest its 4-conv encoder takes, latent 16, MLPs of width 32, 16 Gaussian and 4 "
+            "policy samples, 1 CEM iteration, horizon 3), batch 2: for tests and quick checks",
+            config={
+                "horizon": 3,
+                "n_action_steps": 1,
+                "latent_dim": 16,
+                "mlp_dim": 32,
+                "image_encoder_hidden_dim": 8,
+                "state_encoder_hidden_dim": 16,
+                "n_gaussian_samples": 16,
+                "n_pi_samples": 4,
+                "n_elites": 4,
+                "cem_iterations": 1,
+            },
+            image_shape=(3, 64, 64),
+            camera=TDMPC_CAMERA,
+        ),
+    },
+    cuda_preset="reference",
+    cpu_preset="cpu",
+)
+
+# Vision-language-action policies: built from a checkpoint only. Their random-weight build is a
+# multi-billion-parameter model (pi0's used more than 14 GB), and smolvla fetches its VLM's
+# files from the hub when built; their batches need the checkpoint's own tokenizer.
+CHECKPOINT = Preset(
+    name="checkpoint",
+    description="the checkpoint's own config and feature shapes (--pretrained PATH), batch 2",
+    image_shape=None,
+    batch_size=2,
+    iters_inference=10,
+    iters_training=5,
+    warmup=2,
+)
+
+
+def _checkpoint_only(name: str, extra: str, packages: tuple[str, ...], why: str) -> PolicySpec:
+    return PolicySpec(
+        name=name,
+        inner_module="model",
+        presets={CHECKPOINT.name: CHECKPOINT},
+        cuda_preset=CHECKPOINT.name,
+        cpu_preset=CHECKPOINT.name,
+        extra=extra,
+        packages=packages,
+        needs_pretrained=why,
+    )
+
+
+PI0 = _checkpoint_only(
+    "pi0", "pi", ("transformers",), "random weights make a PaliGemma-sized model (> 14 GB)"
+)
+PI05 = _checkpoint_only(
+    "pi05", "pi", ("transformers",), "random weights make a PaliGemma-sized model (> 14 GB)"
+)
+SMOLVLA = _checkpoint_only(
+    "smolvla",
+    "smolvla",
+    ("transformers", "num2words"),
+    "building it fetches its vision-language model's files from the hub",
+)
+
+POLICIES: dict[str, PolicySpec] = {
+    spec.name: spec for spec in (ACT, DIFFUSION, VQBET, TDMPC, PI0, PI05, SMOLVLA)
+}
 
 
 def policy_spec(name: str) -> PolicySpec:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from planted import marker_line
 from torch import nn
 
 from probes.compile_trace import CompileTraceRecord, record_compile_trace
@@ -18,11 +19,7 @@ FILE = Path(__file__).resolve()
 
 def planted_line(name: str) -> int:
     """The line number of the marker `# PLANTED: <name>` in this file."""
-    marker = f"# PLANTED: {name}"
-    lines = FILE.read_text(encoding="utf-8").splitlines()
-    found = [i for i, line in enumerate(lines, start=1) if line.rstrip().endswith(marker)]
-    assert len(found) == 1, f"{marker!r} found {len(found)} times"
-    return found[0]
+    return marker_line(FILE, name)
 
 
 class ReadsScalar(nn.Module):

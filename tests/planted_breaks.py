@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from planted import marker_line
 from torch import nn
 
 FILE = Path(__file__).resolve()
@@ -19,11 +20,7 @@ log = logging.getLogger(__name__)
 
 def planted_line(name: str) -> int:
     """The line number of the marker `# PLANTED: <name>` in this file."""
-    marker = f"# PLANTED: {name}"
-    lines = FILE.read_text(encoding="utf-8").splitlines()
-    found = [i for i, line in enumerate(lines, start=1) if line.rstrip().endswith(marker)]
-    assert len(found) == 1, f"{marker!r} found {len(found)} times"
-    return found[0]
+    return marker_line(FILE, name)
 
 
 class Prints(nn.Module):

@@ -30,6 +30,7 @@ from planted_breaks import (
 
 from probes.graph_breaks import (
     GraphBreakReport,
+    categorize,
     graph_breaks_section,
     probe_fullgraph,
     probe_graph_breaks,
@@ -233,3 +234,17 @@ def test_section_is_json_with_entry_points_fullgraph_and_recompiles():
     assert section["inference"]["breaks"][0]["category"] == "data-dependent-branch"
     assert section["fullgraph"]["inference"]["compiles"] is False
     assert section["recompiles"] == {}
+
+
+def test_an_example_in_dynamos_explanation_does_not_decide_the_category():
+    # As torch 2.11 reports `info.update({...})` in lerobot's tdmpc: the explanation's example
+    # names `_warnings.warn`, the call it could not trace is dict.update.
+    reason = (
+        "Attempted to call function marked as skipped\n"
+        "  Explanation: Dynamo does not know how to trace the builtin "
+        "`<unknown module>.dict.update.` This function is either a Python builtin "
+        "(e.g. _warnings.warn) or a third-party C/C++ Python extension (perhaps created with "
+        "pybind).\n"
+    )
+    assert categorize(reason) == "unsupported-call"
+    assert categorize(reason.replace("dict.update", "_warnings.warn")) == "print-logging"

@@ -6,6 +6,7 @@ import argparse
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,11 +32,9 @@ def policy_table() -> Table:
             table.add_row(name, "–", "not supported by compile-diagnose yet")
             continue
         presets = ", ".join(spec.presets)
-        table.add_row(
-            name,
-            f"{presets} ({spec.cuda_preset} / {spec.cpu_preset})",
-            "nothing: random weights, synthetic batches",
-        )
+        # Text, not markup: "lerobot[pi]" would read as a style tag
+        needs = Text(spec.what_it_needs())
+        table.add_row(name, f"{presets} ({spec.cuda_preset} / {spec.cpu_preset})", needs)
     return table
 
 

@@ -1,0 +1,145 @@
+"""`compile-diagnose module FILE.py:FACTORY`: diagnose torch.compile on any nn.Module.
+
+`FACTORY()` returns `(model, inputs)` or `(model, inputs, loss_fn, train_inputs)`, as
+`diagnose_module` takes them. The file is loaded by path with its folder importable, so it can
+import its neighbours; the run options and the output are those of `compile-diagnose act`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from analyzer.commands.common import (
+    add_run_options,
+    check_backend,
+    prepare_out_dir,
+    resolve_device,
+)
+from analyzer.errors import UsageError
+
+SPEC_HELP = (
+    "FILE.py:FACTORY, where FACTORY() returns (model, inputs) or "
+    "(model, inputs, loss_fn, train_inputs)"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from probes.module_target import COMPILE_HOW, DEFAULT_COMPILE_HOW
+
+    parser = subparsers.add_parser(
+        "module",
+        help="diagnose torch.compile on any nn.Module a Python file makes",
+        description="Diagnose torch.compile on the nn.Module that FACTORY in FILE.py returns, "
+        "called with its example inputs (and, given a loss_fn, a training step).",
+    )
+    parser.add_argument("spec", metavar="FILE.py:FACTORY", help=SPEC_HELP)
+    parser.add_argument(
+        "--compile-how",
+        choices=COMPILE_HOW,
+        default=DEFAULT_COMPILE_HOW,
+        help="module: torch.compile(model) on a copy; inplace: model.compile() on a copy "
+        "(same forward, the model keeps its class) (default: %(default)s)",
+    )
+    add_run_options(parser)
+    parser.set_defaults(handler=run_module)
+
+
+@dataclass(frozen=True)
+class FactoryResult:
+    """What the user's factory returned, checked for shape."""
+
+    model: Any
+    inputs: Any
+    loss_fn: Any = None
+    train_inputs: Any = None
+
+
+def run_module(args: argparse.Namespace) -> int:
+    from analyzer.commands.report import diagnose_and_report
+    from probes.errors import TargetError
+    from probes.module_target import ModuleRunDefaults, module_target
+
+    path, factory_name = split_spec(args.spec)
+    device = resolve_device(args.device)
+    check_backend(args.backend)
+    made = call_factory(path, factory_name)
+    out_dir = prepare_out_dir(args.out, f"module-{path.stem}")
+
+    def build():
+        try:
+            target = module_target(
+                made.model,
+                made.inputs,
+                loss_fn=made.loss_fn,
+                train_inputs=made.train_inputs,
+                device=device,
+                seed=args.seed,
+            )
+        except TargetError as error:
+            raise UsageError(f"{args.spec}: {error}") from None
+        return target, ModuleRunDefaults()
+
+    return diagnose_and_report(args, build, out_dir, how=args.compile_how)
+
+
+def split_spec(spec: str) -> tuple[Path, str]:
+    file_part, colon, factory = spec.rpartition(":")
+    if not colon or not file_part or not factory:
+        raise UsageError(f"{spec!r}: give FILE.py:FACTORY, e.g. models.py:make_model")
+    path = Path(file_part)
+    if not path.is_file():
+        raise UsageError(f"{file_part}: no such file")
+    if not factory.isidentifier():
+        raise UsageError(f"{spec!r}: {factory!r} is not a Python function name")
+    return path, factory
+
+
+def call_factory(path: Path, factory_name: str) -> FactoryResult:
+    module = load_file(path)
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise UsageError(f"{path} has no function {factory_name!r}")
+    try:
+        made = factory()
+    except Exception as error:
+        raise UsageError(f"{path}:{factory_name}() raised {_error_line(error)}") from None
+    if not isinstance(made, tuple) or len(made) not in (2, 4):
+        got = f"a {len(made)}-tuple" if isinstance(made, tuple) else type(made).__name__
+        raise UsageError(
+            f"{path}:{factory_name}() must return (model, inputs) or "
+            f"(model, inputs, loss_fn, train_inputs), not {got}"
+        )
+    return FactoryResult(*made)
+
+
+def load_file(path: Path) -> ModuleType:
+    """Import a Python file by its path, its folder first on sys.path (for its own imports)."""
+    path = path.resolve()
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    # Never shadow an imported module (a user's copy.py must not replace the standard one).
+    name = path.stem if path.stem not in sys.modules else f"compile_diagnose_user_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # classes defined there must resolve their module (inspect, copy)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[name]
+        raise UsageError(f"importing {path} raised {_error_line(error)}") from None
+    return module
+
+
+def _error_line(error: BaseException) -> str:
+    from probes.errors import first_line
+
+    return f"{type(error).__name__}: {first_line(error)}"
