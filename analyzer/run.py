@@ -23,6 +23,7 @@ import torch
 
 from analyzer.diagnosis import Diagnosis, DiagnosisWriter, PhaseClock
 from analyzer.findings import rank
+from analyzer.interrupt import InterruptWatch
 from analyzer.rules import run_rules
 from analyzer.rules.probe_errors import probe_failed_findings
 from analyzer.tlparse_report import render_diagnosis_report
@@ -76,6 +77,7 @@ class DiagnosisRun:
         self.fullgraph: list[FullgraphResult] = []
         self.recompiles: list[RecompileReport] = []
         self.compile_traces: dict[str, CompileTraceRecord] = {}
+        self.interrupt = InterruptWatch()
 
     def run(self) -> Diagnosis:
         diagnosis = self.diagnosis
@@ -86,7 +88,7 @@ class DiagnosisRun:
         self.writer.save()
         try:
             # RNG state is global: give it back as it was, whatever the probes seeded.
-            with torch.random.fork_rng(devices=self._cuda_devices()):
+            with self.interrupt, torch.random.fork_rng(devices=self._cuda_devices()):
                 self._probe("graph_breaks", self._explain)
                 with self._compile_trace("benchmark"):
                     self._probe("benchmark", self._run_benchmark)
@@ -128,11 +130,13 @@ class DiagnosisRun:
         try:
             measure()
         except Exception as error:  # one probe failing must not lose the others
+            self.interrupt.check()  # a Ctrl-C that a library turned into an ordinary error
             if isinstance(error, torch.OutOfMemoryError) and torch.cuda.is_available():
                 torch.cuda.empty_cache()  # let the probes that follow have the memory back
             self.writer.record_error(name, f"{type(error).__name__}: {first_line(error)}")
         finally:
             self.clock.add(name, time.perf_counter() - started)
+        self.interrupt.check()  # a Ctrl-C that a library caught and dropped
 
     def _phase(self, text: str) -> None:
         self.progress(text)
