@@ -25,6 +25,15 @@ def wrapped_sigint() -> None:
         raise RuntimeError("compile failed") from error
 
 
+@pytest.fixture(autouse=True)
+def sigint_raises():
+    """Python's own SIGINT handler, whatever the test run inherited (a background job starts
+    with SIGINT ignored, and so would every test here)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def test_a_swallowed_interrupt_is_remembered_and_raised_at_the_check() -> None:
     with InterruptWatch() as watch:
         swallowed_sigint()
