@@ -7,6 +7,7 @@ traces). Each side runs in a fresh process with an empty Inductor cache, one aft
 both pay the same cold compiles. Prints both wall times, the ratio, and the diagnosis's phases.
 
     .venv/bin/python benchmarks/diagnosis_cost.py [--preset cpu] [--device cpu] [--backend inductor]
+                                                  [--rng-what-if]
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", default="inductor")
+    parser.add_argument(
+        "--rng-what-if",
+        action="store_true",
+        help="the diagnosis also compiles the training step with dropout off (on a CPU it does "
+        "not by default)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         bare_s = run_timed(
@@ -70,6 +77,7 @@ def main() -> None:
                 args.backend,
                 "--out",
                 str(out),
+                *(["--rng-what-if"] if args.rng_what_if else []),
             ],
             str(Path(work) / "cache-full"),
         )
@@ -77,6 +85,7 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} CPUs; ACT preset {args.preset} on {args.device}, "
         f"backend {args.backend}, cold Inductor cache for each side"
+        + (", the diagnosis with --rng-what-if" if args.rng_what_if else "")
     )
     print(f"bare compile + benchmark: {bare_s:7.1f} s")
     print(f"full diagnosis:           {full_s:7.1f} s")

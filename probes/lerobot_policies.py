@@ -246,13 +246,18 @@ def compile_part(policy: nn.Module, path: str, kwargs: dict[str, Any]) -> None:
         setattr(owner, name, torch.compile(part, **kwargs))
 
 
-def _compile_by_config(policy: nn.Module, settings: CompileSettings) -> nn.Module:
-    config = policy.config
-    if not hasattr(config, "compile_model"):
+def require_compile_switch(policy: str, config_type: type) -> None:
+    """`--compile-how config` needs the config's own switch (`compile_model`)."""
+    if "compile_model" not in {f.name for f in dataclasses.fields(config_type)}:
         raise TargetError(
-            f"{config.type} has no compile switch in its config (compile_model); "
+            f"{policy} has no compile switch in its config (compile_model); "
             "use --compile-how model, methods or wrapper"
         )
+
+
+def _compile_by_config(policy: nn.Module, settings: CompileSettings) -> nn.Module:
+    config = policy.config
+    require_compile_switch(config.type, type(config))
     twin_config = dataclasses.replace(config, compile_model=True)
     if hasattr(twin_config, "compile_mode") and settings.mode:
         twin_config = dataclasses.replace(twin_config, compile_mode=settings.mode)
@@ -432,13 +437,8 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
             f"no CUDA device: using the CPU preset {preset.name!r} instead of "
             f"{spec.cuda_preset!r} (choose with --preset)"
         )
-    if request.compile_how == "config" and "compile_model" not in {
-        f.name for f in dataclasses.fields(config_class(spec.name))
-    }:
-        raise TargetError(
-            f"{spec.name} has no compile switch in its config (compile_model); "
-            "use --compile-how model, methods or wrapper"
-        )
+    if request.compile_how == "config":
+        require_compile_switch(spec.name, config_class(spec.name))
     dataset = None
     if request.dataset_root is not None:
         from probes.lerobot_inputs import read_dataset
