@@ -48,14 +48,16 @@ def attribute(as_is: ScenarioResult, *what_ifs: ScenarioResult) -> RngAttributio
 
 
 def _verdict(as_is: ScenarioResult, rng_free: list[ScenarioResult]) -> tuple[str, str]:
-    if as_is.passes is None or not rng_free:
-        return "unknown", "the as-is or the what-if training runs did not complete"
+    if as_is.passes is None:
+        return "unknown", "the as-is training run did not complete"
     diff = as_is.primary_max_abs_diff or 0.0
-    if as_is.passes:
+    if as_is.passes:  # nothing to attribute, with or without what-ifs
         return "none", (
             f"as is, compiled passes the fp64 criterion (loss differs by {diff:.2e}): "
             "there is no divergence to attribute"
         )
+    if not rng_free:
+        return "unknown", "the what-if training runs did not complete"
     cleared = [s for s in rng_free if s.passes]
     if cleared:
         named = " and ".join(f"{s.name} ({s.primary_max_abs_diff:.2e})" for s in cleared)
