@@ -18,7 +18,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.rules.divergence import AS_IS, RNG_FREE
+from analyzer.rules.divergence import AS_IS, RNG_FREE, as_number
 from probes.serialize import to_jsonable
 
 WIDE_AT = 120
@@ -37,17 +37,8 @@ VERDICT_STYLE = {
 }
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
 def sci(value: Any) -> str:
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return MISSING
     if math.isnan(number):
@@ -58,7 +49,7 @@ def sci(value: Any) -> str:
 
 
 def ratio(value: Any) -> str:
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return MISSING
     if math.isinf(number):
@@ -206,7 +197,7 @@ def _walk_rows(
         rows = modules[max(index - AROUND_BEFORE, 0) : index + AROUND_AFTER + 1]
         return rows, f"{len(rows)} of {len(modules)} module calls, around {focus}"
     count = AROUND_BEFORE + AROUND_AFTER
-    ranked = sorted(modules, key=lambda m: -(_number(m.get("error_ratio")) or 0.0))[:count]
+    ranked = sorted(modules, key=lambda m: -(as_number(m.get("error_ratio")) or 0.0))[:count]
     rows = [m for m in modules if any(m is r for r in ranked)]
     return rows, f"the {len(rows)} of {len(modules)} module calls furthest from fp64 vs eager"
 

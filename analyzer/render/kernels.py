@@ -16,6 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.rules.kernels import as_number
 from probes.serialize import to_jsonable
 
 MISSING = "—"
@@ -32,14 +33,8 @@ def _record(value: Any) -> Mapping[str, Any]:
     return value
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
 def format_ms(value: Any) -> str:
-    ms = _number(value)
+    ms = as_number(value)
     if ms is None:
         return MISSING
     if abs(ms) < 0.1:
@@ -50,12 +45,12 @@ def format_ms(value: Any) -> str:
 
 
 def format_percent(value: Any) -> str:
-    fraction = _number(value)
+    fraction = as_number(value)
     return MISSING if fraction is None else f"{100 * fraction:.1f} %"
 
 
 def format_count(value: Any) -> str:
-    count = _number(value)
+    count = as_number(value)
     if count is None:
         return MISSING
     return f"{count:,.0f}" if count == int(count) else f"{count:,.1f}"
@@ -248,7 +243,7 @@ def what_if_text(what_if: Mapping[str, Any]) -> Text:
 
 
 def _ratio(speedup: Mapping[str, Any]) -> str:
-    ratio, low, high = (_number(speedup.get(k)) for k in ("ratio", "low", "high"))
+    ratio, low, high = (as_number(speedup.get(k)) for k in ("ratio", "low", "high"))
     if ratio is None:
         return MISSING
     if low is None or high is None:

@@ -105,7 +105,8 @@ def output(item: Mapping[str, Any] | None, name: str) -> Mapping[str, Any] | Non
     return None
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A figure of the divergence record; None where it is missing or not a number."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
@@ -115,7 +116,7 @@ def _number(value: Any) -> float | None:
 
 
 def _sci(value: Any) -> str:
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return "not measured"
     if math.isinf(number):
@@ -124,7 +125,7 @@ def _sci(value: Any) -> str:
 
 
 def _ratio(value: Any) -> str:
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return "not measured"
     return "inf" if math.isinf(number) else f"{number:,.1f}x"
@@ -158,10 +159,10 @@ def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
     gradients = attribution.get("max_gradient_diff") or {}
     passes = attribution.get("passes") or {}
     evidence: dict[str, Any] = {
-        "loss_diff_as_is_abs": _number(loss.get(AS_IS)),
-        "loss_diff_fallback_random_abs": _number(loss.get(FALLBACK_RANDOM)),
-        "loss_diff_dropout_off_abs": _number(loss.get(DROPOUT_OFF)),
-        "max_gradient_diff_as_is_abs": _number(gradients.get(AS_IS)),
+        "loss_diff_as_is_abs": as_number(loss.get(AS_IS)),
+        "loss_diff_fallback_random_abs": as_number(loss.get(FALLBACK_RANDOM)),
+        "loss_diff_dropout_off_abs": as_number(loss.get(DROPOUT_OFF)),
+        "max_gradient_diff_as_is_abs": as_number(gradients.get(AS_IS)),
         "gradients_failing_as_is_count": as_is.get("gradients_failing"),
         "gradients_compared_count": as_is.get("gradients_compared"),
     }
@@ -169,15 +170,15 @@ def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
     evidence["dropout_sites_count"] = sites
     fix = {
         name.replace("-", "_"): {
-            "loss_diff_abs": _number(loss.get(name)),
-            "max_gradient_diff_abs": _number(gradients.get(name)),
+            "loss_diff_abs": as_number(loss.get(name)),
+            "max_gradient_diff_abs": as_number(gradients.get(name)),
             "passes_fp64_criterion": passes.get(name),
         }
         for name in RNG_FREE
         if name in loss
     }
-    before = _number(loss.get(AS_IS)) or 0.0
-    after = min((v for v in (_number(loss.get(n)) for n in RNG_FREE) if v is not None), default=0)
+    before = as_number(loss.get(AS_IS)) or 0.0
+    after = min((v for v in (as_number(loss.get(n)) for n in RNG_FREE) if v is not None), default=0)
     both = attribution.get("verdict") == "both"
     rest = " Random numbers explain most of it, not all: see numerical-divergence." if both else ""
     return make_finding(
@@ -232,11 +233,11 @@ def _rng_divergence_unconfirmed(section: Mapping[str, Any]) -> Finding | None:
             "training step; on CUDA and with --rng-what-if it runs)."
         ),
         evidence={
-            "loss_diff_as_is_abs": _number(as_is.get("primary_max_abs_diff")),
-            "max_gradient_diff_as_is_abs": _number(as_is.get("max_gradient_abs_diff")),
+            "loss_diff_as_is_abs": as_number(as_is.get("primary_max_abs_diff")),
+            "max_gradient_diff_as_is_abs": as_number(as_is.get("max_gradient_abs_diff")),
             "gradients_failing_as_is_count": as_is.get("gradients_failing"),
             "gradients_compared_count": as_is.get("gradients_compared"),
-            "action_diff_eval_abs": _number(inference.get("primary_max_abs_diff")),
+            "action_diff_eval_abs": as_number(inference.get("primary_max_abs_diff")),
             "inference_passes_fp64_criterion": True,
             "dropout_sites_count": sites,
             "rng_what_if": "not run",
@@ -257,7 +258,7 @@ def _worst_output(item: Mapping[str, Any]) -> Mapping[str, Any] | None:
     primary = output(item, str(item.get("primary")))
     if primary is not None and not primary.get("passes"):
         return primary
-    return max(failing, key=lambda o: _number(o.get("error_ratio")) or 0.0, default=None)
+    return max(failing, key=lambda o: as_number(o.get("error_ratio")) or 0.0, default=None)
 
 
 def numerical_divergence(section: Mapping[str, Any]) -> Finding | None:
@@ -271,11 +272,11 @@ def numerical_divergence(section: Mapping[str, Any]) -> Finding | None:
     evidence: dict[str, Any] = {
         "scenario": first.get("name"),
         "output": worst.get("name"),
-        "max_diff_abs": _number(worst.get("max_abs_diff")),
-        "eager_rmse_vs_fp64_abs": _number(worst.get("eager_rmse_vs_fp64")),
-        "compiled_rmse_vs_fp64_abs": _number(worst.get("compiled_rmse_vs_fp64")),
-        "error_ratio_x": _number(worst.get("error_ratio")),
-        "criterion_bound_abs": _number(worst.get("bound")),
+        "max_diff_abs": as_number(worst.get("max_abs_diff")),
+        "eager_rmse_vs_fp64_abs": as_number(worst.get("eager_rmse_vs_fp64")),
+        "compiled_rmse_vs_fp64_abs": as_number(worst.get("compiled_rmse_vs_fp64")),
+        "error_ratio_x": as_number(worst.get("error_ratio")),
+        "criterion_bound_abs": as_number(worst.get("bound")),
         "failing_outputs_count": len(first.get("failing") or []),
         "scenarios_failing": ", ".join(str(s.get("name")) for s in failing),
     }
@@ -306,7 +307,7 @@ def numerical_divergence(section: Mapping[str, Any]) -> Finding | None:
         cause=cause,
         evidence=evidence,
         next_steps=steps,
-        impact_error=_number(worst.get("max_abs_diff")),
+        impact_error=as_number(worst.get("max_abs_diff")),
     )
 
 
@@ -322,9 +323,9 @@ def _where(localization: Mapping[str, Any], evidence: dict[str, Any]) -> tuple[s
             {
                 "first_divergent_module": module,
                 "module_class": localization.get("first_divergent_class"),
-                "module_max_error_abs": _number(row.get("max_abs_error")),
-                "module_max_error_rel": _number(row.get("max_rel_error")),
-                "module_error_growth_x": _number(row.get("error_growth")),
+                "module_max_error_abs": as_number(row.get("max_abs_error")),
+                "module_max_error_rel": as_number(row.get("max_rel_error")),
+                "module_error_growth_x": as_number(row.get("error_growth")),
             }
         )
         where = (
@@ -368,10 +369,10 @@ def _where(localization: Mapping[str, Any], evidence: dict[str, Any]) -> tuple[s
 
 
 def tolerance_too_strict(section: Mapping[str, Any], benchmark: Mapping[str, Any]) -> list[Finding]:
-    threshold = _number((benchmark.get("settings") or {}).get("tolerance")) or REFERENCE_TOLERANCE
+    threshold = as_number((benchmark.get("settings") or {}).get("tolerance")) or REFERENCE_TOLERANCE
     found = []
     evaluated = scenario(section, EVAL)
-    action = _tolerance(evaluated, threshold, _number(benchmark.get("action_diff")), "action")
+    action = _tolerance(evaluated, threshold, as_number(benchmark.get("action_diff")), "action")
     found += [action] if action else []
     loss = _tolerance(_training_without_rng(section), threshold, None, "loss")
     found += [loss] if loss else []
@@ -393,7 +394,7 @@ def _tolerance(
     primary = output(item, label) if item else None
     if item is None or primary is None or not _as_close_as_eager(primary):
         return None
-    diff = _number(primary.get("max_abs_diff")) or 0.0
+    diff = as_number(primary.get("max_abs_diff")) or 0.0
     if label == "action" and measured is not None:
         diff = max(diff, measured)
     if diff < threshold:
@@ -413,9 +414,9 @@ def _tolerance(
             "scenario": item.get("name"),
             f"{label}_diff_abs": diff,
             "threshold_abs": threshold,
-            "eager_rmse_vs_fp64_abs": _number(primary.get("eager_rmse_vs_fp64")),
-            "compiled_rmse_vs_fp64_abs": _number(primary.get("compiled_rmse_vs_fp64")),
-            "error_ratio_x": _number(primary.get("error_ratio")),
+            "eager_rmse_vs_fp64_abs": as_number(primary.get("eager_rmse_vs_fp64")),
+            "compiled_rmse_vs_fp64_abs": as_number(primary.get("compiled_rmse_vs_fp64")),
+            "error_ratio_x": as_number(primary.get("error_ratio")),
         },
         next_steps=[STEP_FP64],
         impact_error=diff,
@@ -424,7 +425,10 @@ def _tolerance(
 
 def _as_close_as_eager(compared: Mapping[str, Any]) -> bool:
     """The RMSE part of the criterion: allclose alone does not show compiled is as exact."""
-    error, bound = _number(compared.get("compiled_rmse_vs_fp64")), _number(compared.get("bound"))
+    error, bound = (
+        as_number(compared.get("compiled_rmse_vs_fp64")),
+        as_number(compared.get("bound")),
+    )
     return error is not None and bound is not None and error <= bound
 
 
@@ -450,10 +454,10 @@ def precision_setting_mismatch(section: Mapping[str, Any]) -> Finding | None:
         ),
         evidence={
             "output": on_worst.get("name"),
-            "tf32_on_max_diff_abs": _number(on_worst.get("max_abs_diff")),
-            "tf32_on_error_ratio_x": _number(on_worst.get("error_ratio")),
-            "tf32_off_max_diff_abs": _number(off_same.get("max_abs_diff")),
-            "tf32_off_error_ratio_x": _number(off_same.get("error_ratio")),
+            "tf32_on_max_diff_abs": as_number(on_worst.get("max_abs_diff")),
+            "tf32_on_error_ratio_x": as_number(on_worst.get("error_ratio")),
+            "tf32_off_max_diff_abs": as_number(off_same.get("max_abs_diff")),
+            "tf32_off_error_ratio_x": as_number(off_same.get("error_ratio")),
             "cuda_matmul_allow_tf32": numerics.get("cuda_matmul_allow_tf32"),
             "cudnn_allow_tf32": numerics.get("cudnn_allow_tf32"),
             "float32_matmul_precision": numerics.get("float32_matmul_precision"),
@@ -461,12 +465,12 @@ def precision_setting_mismatch(section: Mapping[str, Any]) -> Finding | None:
         measured_fix={
             "tf32_off": {
                 "passes_fp64_criterion": off.get("passes"),
-                "max_diff_abs": _number(off_same.get("max_abs_diff")),
+                "max_diff_abs": as_number(off_same.get("max_abs_diff")),
             }
         },
         next_steps=[
             'torch.set_float32_matmul_precision("highest")  # the same for both sides',
             "torch.backends.cudnn.allow_tf32 = False",
         ],
-        impact_error=_number(on_worst.get("max_abs_diff")),
+        impact_error=as_number(on_worst.get("max_abs_diff")),
     )

@@ -41,7 +41,8 @@ def check_trace(summary: Mapping[str, Any]) -> list[Finding]:
     return [f for f in findings if f is not None]
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A figure of the kernels record; None where it is missing or not a number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
@@ -51,13 +52,13 @@ def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Fi
     name = str(entry.get("name", ""))
     compiled = entry.get("compiled") or {}
     eager = entry.get("eager") or {}
-    busy = _number(compiled.get("gpu_busy_fraction"))
+    busy = as_number(compiled.get("gpu_busy_fraction"))
     if busy is None or busy >= LAUNCH_BOUND_BUSY:
         return None
-    kernels = _number(compiled.get("kernels_per_call")) or 0.0
-    kernel_ms = _number(compiled.get("kernel_ms_per_call")) or 0.0
-    wall_ms = _number(compiled.get("wall_ms")) or 0.0
-    idle_ms = _number(compiled.get("gpu_idle_ms_per_call"))
+    kernels = as_number(compiled.get("kernels_per_call")) or 0.0
+    kernel_ms = as_number(compiled.get("kernel_ms_per_call")) or 0.0
+    wall_ms = as_number(compiled.get("wall_ms")) or 0.0
+    idle_ms = as_number(compiled.get("gpu_idle_ms_per_call"))
     evidence = {
         "entry_point": name,
         "gpu_busy_pct": round(100 * busy, 1),
@@ -65,16 +66,16 @@ def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Fi
         "kernel_ms_per_call": kernel_ms,
         "wall_ms_per_call_under_profiler": wall_ms,
         "gpu_idle_ms_per_call": idle_ms,
-        "launch_api_ms_per_call": _number(compiled.get("launch_api_ms_per_call")),
+        "launch_api_ms_per_call": as_number(compiled.get("launch_api_ms_per_call")),
         "eager_gpu_busy_pct": _percent(eager.get("gpu_busy_fraction")),
-        "eager_kernels_per_call": _number(eager.get("kernels_per_call")),
+        "eager_kernels_per_call": as_number(eager.get("kernels_per_call")),
         "traces": [p for p in (eager.get("trace_path"), compiled.get("trace_path")) if p],
     }
     what_if = entry.get("reduce_overhead") or {}
     fix = _measured_fix(what_if)
     if fix is None:
         evidence["reduce_overhead_what_if"] = what_if.get("reason", "not run")
-    helped = fix is not None and (_number(fix["speedup_over_default_low"]) or 0) > USEFUL_SPEEDUP
+    helped = fix is not None and (as_number(fix["speedup_over_default_low"]) or 0) > USEFUL_SPEEDUP
     return make_finding(
         "launch-bound",
         confidence="high" if helped else "medium",
@@ -89,12 +90,12 @@ def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Fi
 
 
 def launch_bound_trace(summary: Mapping[str, Any]) -> Finding | None:
-    busy = _number(summary.get("gpu_busy_fraction"))
+    busy = as_number(summary.get("gpu_busy_fraction"))
     if busy is None or busy >= LAUNCH_BOUND_BUSY:
         return None
-    kernels = _number(summary.get("kernel_count")) or 0.0
-    device_ms = _number(summary.get("device_time_ms")) or 0.0
-    span_ms = _number(summary.get("span_ms")) or 0.0
+    kernels = as_number(summary.get("kernel_count")) or 0.0
+    device_ms = as_number(summary.get("device_time_ms")) or 0.0
+    span_ms = as_number(summary.get("span_ms")) or 0.0
     return make_finding(
         "launch-bound",
         confidence="medium",
@@ -107,12 +108,12 @@ def launch_bound_trace(summary: Mapping[str, Any]) -> Finding | None:
             "kernel_count": kernels,
             "device_time_ms": device_ms,
             "span_ms": span_ms,
-            "gpu_idle_ms": _number(summary.get("gpu_idle_ms")),
-            "launch_api_ms": _number(summary.get("launch_api_ms")),
-            "cudagraph_replay_count": _number(summary.get("cudagraph_replay_count")),
+            "gpu_idle_ms": as_number(summary.get("gpu_idle_ms")),
+            "launch_api_ms": as_number(summary.get("launch_api_ms")),
+            "cudagraph_replay_count": as_number(summary.get("cudagraph_replay_count")),
         },
         next_steps=_launch_bound_steps(None, {}, None),
-        impact_ms=_number(summary.get("gpu_idle_ms")),
+        impact_ms=as_number(summary.get("gpu_idle_ms")),
     )
 
 
@@ -125,12 +126,12 @@ def _kernels(count: float) -> str:
 
 
 def _times(value: Any) -> str:
-    number = _number(value)
+    number = as_number(value)
     return "?x" if number is None else f"{number:.2f}x"
 
 
 def _percent(value: Any) -> float | None:
-    number = _number(value)
+    number = as_number(value)
     return None if number is None else round(100 * number, 1)
 
 
@@ -158,7 +159,7 @@ def _measured_fix(what_if: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _saved_ms(fix: Mapping[str, Any]) -> float | None:
     default, replayed = fix.get("default_median_ms"), fix.get("reduce_overhead_median_ms")
-    if _number(default) is None or _number(replayed) is None:
+    if as_number(default) is None or as_number(replayed) is None:
         return None
     return float(default) - float(replayed)
 
@@ -171,7 +172,7 @@ def _launch_bound_steps(
         steps.append('torch.compile(model, mode="reduce-overhead")  # CUDA graphs: one launch')
         if what_if.get("reason"):
             steps.append(f"not measured here: {what_if['reason']}")
-    elif (_number(fix["speedup_over_default_low"]) or 0) > USEFUL_SPEEDUP:
+    elif (as_number(fix["speedup_over_default_low"]) or 0) > USEFUL_SPEEDUP:
         steps.append(
             'torch.compile(model, mode="reduce-overhead")  # measured '
             f"{_times(fix['speedup_over_eager'])} over eager, "
@@ -191,12 +192,12 @@ def _launch_bound_steps(
 
 
 def outside_compiled_call(name: str, compiled: Mapping[str, Any]) -> Finding | None:
-    inside = _number(compiled.get("compiled_region_ms_per_call"))
-    outside = _number(compiled.get("outside_compiled_region_ms_per_call"))
-    span = _number(compiled.get("span_ms_per_call"))
+    inside = as_number(compiled.get("compiled_region_ms_per_call"))
+    outside = as_number(compiled.get("outside_compiled_region_ms_per_call"))
+    span = as_number(compiled.get("span_ms_per_call"))
     if not _mostly_outside(inside, outside, span):
         return None
-    regions = _number(compiled.get("compiled_regions_per_call")) or 0.0
+    regions = as_number(compiled.get("compiled_regions_per_call")) or 0.0
     return _outside_finding(
         f"compiled {name} call",
         outside,
@@ -216,18 +217,18 @@ def outside_compiled_call(name: str, compiled: Mapping[str, Any]) -> Finding | N
 
 def outside_compiled_trace(summary: Mapping[str, Any]) -> Finding | None:
     """Per ProfilerStep when the trace has steps, so the time floor means the same per call."""
-    steps = _number(summary.get("step_count")) or 1.0
+    steps = as_number(summary.get("step_count")) or 1.0
     inside, outside, span = (
         None if value is None else value / steps
         for value in (
-            _number(summary.get("compiled_region_ms")),
-            _number(summary.get("outside_compiled_region_ms")),
-            _number(summary.get("span_ms")),
+            as_number(summary.get("compiled_region_ms")),
+            as_number(summary.get("outside_compiled_region_ms")),
+            as_number(summary.get("span_ms")),
         )
     )
     if not _mostly_outside(inside, outside, span):
         return None
-    regions = (_number(summary.get("compiled_region_count")) or 0.0) / steps
+    regions = (as_number(summary.get("compiled_region_count")) or 0.0) / steps
     return _outside_finding(
         "traced step" if summary.get("step_count") else "traced span",
         outside,
