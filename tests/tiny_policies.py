@@ -41,3 +41,12 @@ def quick_diagnosis(target: Target, probes: set[str]) -> Diagnosis:
         out_dir=None,
         probes=frozenset(probes),
     )
+
+
+def assert_benchmarked(diagnosis: Diagnosis) -> None:
+    """The diagnosis completed, compiled, and filled the reference keys for both entry points."""
+    assert diagnosis.status == "complete"
+    assert diagnosis.probe_errors == {}
+    assert set(diagnosis.reference_metrics) >= REFERENCE_KEYS
+    assert diagnosis.reference_metrics["compilation_successful"] is True
+    assert diagnosis.reference_metrics["training_benchmarked"] is True
