@@ -255,13 +255,13 @@ class BenchmarkProbe:
             try:
                 capture, compiled_s = self._capture_first_call(entry_point, compiled_call)
                 capture.compiled_region_events = count_compiled_regions(compiled_call)
-                # The same second call on the eager side: a call may change state (batch-norm
-                # running statistics, a VQ codebook), and both copies must stay alike.
-                eager_call()
             except Exception as error:  # a compiler error is a result, not a crash
                 result.compilation_error = compile_error_line(error)
                 result.compile_error_entry_point = entry_point
                 return False
+            # The same second call on the eager side: a call may change state (batch-norm
+            # running statistics, a VQ codebook), and both copies must stay alike.
+            eager_call()
             result.capture[entry_point] = capture.summary()
             self.first_call_s[entry_point] = (eager_s, compiled_s)
         result.compilation_successful = True
