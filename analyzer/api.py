@@ -24,8 +24,8 @@ from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
 from probes.benchmark import BenchmarkSettings
 from probes.errors import TargetError
-from probes.module_target import DEFAULT_COMPILE_HOW, ModuleRunDefaults, module_target
-from probes.target import CompileSettings, Target
+from probes.targets.module import DEFAULT_COMPILE_HOW, ModuleRunDefaults, module_target
+from probes.targets.target import CompileSettings, Target
 
 # Probe names as `diagnosis.json` records them under "probes", in the order a run takes them.
 PROBES = ("graph_breaks", "benchmark", "divergence", "kernels", "recompiles", "compile_trace")
@@ -121,8 +121,8 @@ def run_diagnosis(
     rng_what_if: bool | None = None,
 ) -> Diagnosis:
     """Run the probes on a built target; what `diagnose_module` and the commands share."""
-    from analyzer.commands.report import quiet_torch_warnings
-    from analyzer.run import DiagnosisRun
+    from analyzer.runner.run import DiagnosisRun
+    from analyzer.runner.session import quiet_torch_warnings
 
     diagnosis = Diagnosis(command=command)
     diagnosis.notes.extend(notes or [])

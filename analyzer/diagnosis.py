@@ -2,7 +2,7 @@
 
 `Diagnosis` holds everything a run measured and concluded. `DiagnosisWriter` writes
 `diagnosis.json` after every probe, so an interruption or a later failure loses nothing that was
-measured. The orchestration of probes for a target lives in `analyzer.run`.
+measured. The orchestration of probes for a target lives in `analyzer.runner.run`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.findings import Finding
-from probes.serialize import dumps, to_jsonable, write_json_atomic
+from probes.records.serialize import dumps, to_jsonable, write_json_atomic
 
 SCHEMA_VERSION = 1
 DIAGNOSIS_FILE = "diagnosis.json"

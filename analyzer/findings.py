@@ -71,7 +71,7 @@ class Finding:
 
 def make_finding(name: str, **fields: Any) -> Finding:
     """A finding for the catalogue rule `name`; code, title and default severity come from it."""
-    from analyzer.catalogue import rule_by_name
+    from analyzer.rules.catalogue import rule_by_name
 
     rule = rule_by_name(name)
     fields.setdefault("title", rule.title)

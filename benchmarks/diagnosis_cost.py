@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BARE = """
 import sys, torch
 from probes.benchmark import BenchmarkProbe, BenchmarkSettings
-from probes.lerobot_policies import PolicyRequest, build_target
-from probes.target import CompileSettings
+from probes.targets.lerobot.policy import PolicyRequest, build_target
+from probes.targets.target import CompileSettings
 from probes.timing import measure_interleaved
 
 preset_name, device, backend = sys.argv[1:4]

@@ -17,8 +17,8 @@ import torch
 
 from analyzer.api import run_diagnosis
 from probes.benchmark import BenchmarkSettings
-from probes.lerobot_policies import PolicyRequest, build_target
-from probes.target import CompileSettings
+from probes.targets.lerobot.policy import PolicyRequest, build_target
+from probes.targets.target import CompileSettings
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ import torch
 
 from analyzer.api import run_diagnosis
 from probes.benchmark import BenchmarkSettings
-from probes.lerobot_policies import PolicyRequest, build_target
-from probes.policy_presets import POLICIES
-from probes.target import CompileSettings
+from probes.targets.lerobot.policy import PolicyRequest, build_target
+from probes.targets.lerobot.presets import POLICIES
+from probes.targets.target import CompileSettings
 
 
 def site(location: dict | None) -> str:

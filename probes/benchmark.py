@@ -5,7 +5,7 @@ absolute threshold, inference and training speedups, and loss / grad-norm "consi
 produces every one of those figures under the same names and thresholds, so its verdict can be set
 beside a reference report, but measures them so that they mean what their names say:
 - eager and compiled are independent copies from the same initial weights, reset to the same state
-  before each comparison; the probe records proof that compiled code ran (probes.capture);
+  before each comparison; the probe records proof that compiled code ran (probes.compile.capture);
 - timing warms up, synchronises the device, interleaves eager and compiled calls and keeps every
   sample; the first call of each compiled entry point (its compile) is timed on its own;
 - training steps are identical on both sides (seed per step, optimiser, clipping), and consistency
@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from probes.capture import Capture, count_compiled_regions, record_compiles
+from probes.compile.capture import Capture, count_compiled_regions, record_compiles
 from probes.environment import NumericSettings, numeric_settings
 from probes.errors import compile_error_line
-from probes.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
 from probes.timing import Measurement, Speedup, measure_interleaved, synchronize, time_first_call
 
 # The reference script's own criteria: an absolute tolerance and a speedup bar.

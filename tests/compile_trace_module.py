@@ -12,7 +12,7 @@ import torch
 from planted import marker_line
 from torch import nn
 
-from probes.compile_trace import CompileTraceRecord, record_compile_trace
+from probes.compile.trace import CompileTraceRecord, record_compile_trace
 
 FILE = Path(__file__).resolve()
 

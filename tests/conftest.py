@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from analyzer.cli import main as cli_main
-from probes.lerobot_policies import PolicyRequest, build_target
+from probes.targets.lerobot.policy import PolicyRequest, build_target
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probes.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
 
 PLANTED_SCALE = 1e-2
 DIM = 16

@@ -7,8 +7,8 @@ import torch
 from conftest import tiny_act
 
 from probes.errors import TargetError
-from probes.lerobot_policies import PolicyRequest, build_target
-from probes.target import CompileSettings
+from probes.targets.lerobot.policy import PolicyRequest, build_target
+from probes.targets.target import CompileSettings
 
 
 def test_act_builds_offline_with_random_weights(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,8 @@ import torch
 from conftest import tiny_act
 
 from probes.benchmark import BenchmarkProbe, BenchmarkSettings
-from probes.serialize import to_jsonable
-from probes.target import CompileSettings
+from probes.records.serialize import to_jsonable
+from probes.targets.target import CompileSettings
 
 QUICK = BenchmarkSettings(iters_inference=2, iters_training=2, warmup=1)
 

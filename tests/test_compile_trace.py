@@ -12,7 +12,7 @@ import torch._logging._internal as torch_logging
 from compile_trace_module import FILE, ReadsScalar, planted_line, trace_planted_break
 from torch._dynamo.utils import get_compilation_metrics
 
-from probes.compile_trace import (
+from probes.compile.trace import (
     TRACE_SUBDIR,
     CompileTraceRecord,
     read_trace_records,

@@ -23,19 +23,19 @@ from planted_divergence import (
 from torch import nn
 from torch._dynamo.utils import same
 
-from probes.divergence import (
+from probes.divergence.dropout import dropout_disabled, dropout_sites
+from probes.divergence.fp64_criterion import Criterion, compare
+from probes.divergence.fp64_reference import float64_copy, run_float64
+from probes.divergence.probe import (
     AS_IS,
     DROPOUT_OFF,
     EVAL,
     FALLBACK_RANDOM,
     probe_divergence,
 )
-from probes.dropout import dropout_disabled, dropout_sites
-from probes.fp64_criterion import Criterion, compare
-from probes.fp64_reference import float64_copy, run_float64
-from probes.serialize import dumps
-from probes.target import CompileSettings
-from probes.tf32 import tf32
+from probes.divergence.tf32 import tf32
+from probes.records.serialize import dumps
+from probes.targets.target import CompileSettings
 
 AOT_EAGER = CompileSettings(backend="aot_eager")
 

@@ -15,10 +15,10 @@ from rich.console import Console
 
 from analyzer.render.divergence import divergence_view
 from analyzer.rules.divergence import check
-from probes.divergence import AS_IS, DROPOUT_OFF, EVAL, FALLBACK_RANDOM, probe_divergence
-from probes.divergence_runs import GRAD_PREFIX
-from probes.serialize import dumps
-from probes.target import CompileSettings
+from probes.divergence.probe import AS_IS, DROPOUT_OFF, EVAL, FALLBACK_RANDOM, probe_divergence
+from probes.divergence.runs import GRAD_PREFIX
+from probes.records.serialize import dumps
+from probes.targets.target import CompileSettings
 
 pytestmark = pytest.mark.inductor
 

@@ -28,15 +28,15 @@ from planted_breaks import (
     planted_line,
 )
 
-from probes.graph_breaks import (
+from probes.compile.graph_breaks import (
     GraphBreakReport,
     categorize,
     graph_breaks_section,
     probe_fullgraph,
     probe_graph_breaks,
 )
-from probes.recompiles import RecompileScenario, probe_recompiles
-from probes.serialize import dumps
+from probes.compile.recompiles import RecompileScenario, probe_recompiles
+from probes.records.serialize import dumps
 
 TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 PROBES_DIR = str(Path(__file__).resolve().parent.parent / "probes")

@@ -17,9 +17,9 @@ from lerobot.policies.act import modeling_act
 from lerobot.policies.act.configuration_act import ACTConfig
 from lerobot.policies.act.modeling_act import ACTPolicy
 
-from probes.capture import Capture, record_compiles
-from probes.graph_breaks import probe_graph_breaks
-from probes.recompiles import RecompileReport, RecompileScenario, probe_recompiles
+from probes.compile.capture import Capture, record_compiles
+from probes.compile.graph_breaks import probe_graph_breaks
+from probes.compile.recompiles import RecompileReport, RecompileScenario, probe_recompiles
 
 CHUNK = 10
 DIM = 6

@@ -14,11 +14,11 @@ import pytest
 import torch
 from conftest import tiny_act
 
-import analyzer.run
+import analyzer.runner.run
 from analyzer.diagnosis import Diagnosis
-from analyzer.run import DiagnosisRun
+from analyzer.runner.run import DiagnosisRun
 from probes.benchmark import BenchmarkSettings
-from probes.target import CompileSettings
+from probes.targets.target import CompileSettings
 
 QUICK = BenchmarkSettings(iters_inference=2, iters_training=1, warmup=1)
 
@@ -69,7 +69,7 @@ def test_a_probe_that_raises_is_a_finding_and_the_others_run(
     def broken_profiler(*args, **kwargs):
         raise RuntimeError("profiler exploded")
 
-    monkeypatch.setattr(analyzer.run, "profile_kernels", broken_profiler)
+    monkeypatch.setattr(analyzer.runner.run, "profile_kernels", broken_profiler)
     diagnosis = diagnose(tiny_act(), tmp_path)
     assert diagnosis.probe_errors == {"kernels": "RuntimeError: profiler exploded"}
     assert "probe-failed" in names(diagnosis)

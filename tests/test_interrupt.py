@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from analyzer.interrupt import InterruptWatch
+from analyzer.runner.interrupt import InterruptWatch
 
 
 def swallowed_sigint() -> None:
@@ -70,10 +70,10 @@ def test_a_diagnosis_stops_after_the_probe_that_swallowed_ctrl_c(probe, tmp_path
     from custom_models import make_regressor
 
     from analyzer.diagnosis import Diagnosis
-    from analyzer.run import DiagnosisRun
+    from analyzer.runner.run import DiagnosisRun
     from probes.benchmark import BenchmarkSettings
-    from probes.module_target import module_target
-    from probes.target import CompileSettings
+    from probes.targets.module import module_target
+    from probes.targets.target import CompileSettings
 
     model, inputs = make_regressor()
     target = module_target(model, inputs)

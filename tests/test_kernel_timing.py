@@ -12,8 +12,8 @@ import torch
 from rich.console import Console
 
 from analyzer.render.kernels import kernel_report_view
-from probes.kernel_timing import KernelTimingReport, profile_kernels, watch_cudagraph_skips
-from probes.serialize import dumps
+from probes.kernels.profiling import KernelTimingReport, profile_kernels, watch_cudagraph_skips
+from probes.records.serialize import dumps
 
 CALLS = 2
 

@@ -26,7 +26,7 @@ from tiny_lerobot import (
 )
 
 from probes.errors import TargetError
-from probes.lerobot_inputs import (
+from probes.targets.lerobot.inputs import (
     DatasetInputs,
     apply_dataset_features,
     dataset_batch,

@@ -25,7 +25,7 @@ from analyzer import diagnose_module
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
 from probes.benchmark import BenchmarkSettings
-from probes.module_target import TRAINING_SKIPPED_NOTE
+from probes.targets.module import TRAINING_SKIPPED_NOTE
 
 QUICK = BenchmarkSettings(iters_inference=3, iters_training=2, warmup=1)
 

@@ -7,7 +7,7 @@ from rich.console import Console
 
 from analyzer.findings import SourceLocation, make_finding
 from analyzer.render.findings import WIDE_AT, format_quantity, render_findings
-from analyzer.render.markdown import findings_markdown
+from analyzer.render.findings_markdown import findings_markdown
 
 COMMAND = "compile-diagnose act --compile-how wrapper --device cuda --batch-size 8"
 

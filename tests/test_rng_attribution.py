@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from probes.divergence_scenarios import AS_IS, DROPOUT_OFF, ScenarioResult
-from probes.rng_attribution import attribute
+from probes.divergence.rng_attribution import attribute
+from probes.divergence.scenarios import AS_IS, DROPOUT_OFF, ScenarioResult
 
 
 def scenario(name: str, passes: bool | None, loss_diff: float | None) -> ScenarioResult:

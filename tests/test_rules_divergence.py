@@ -1,6 +1,6 @@
 """Divergence rules and their rendering, on probe results recorded from real runs (no torch).
 
-Recorded on the CPU with `probes.divergence.probe_divergence`:
+Recorded on the CPU with `probes.divergence.probe.probe_divergence`:
 - `divergence_act_rng.json`: tiny ACT (preset "tiny"), Inductor;
 - `divergence_act_untested.json`: the same with no random-number what-if (`what_ifs=()`);
 - `divergence_planted.json`: `planted_divergence.planted_target()`, aot_eager;

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from probes.kernel_timing import profile_kernels
+from probes.kernels.profiling import profile_kernels
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("torch_tb_profiler")

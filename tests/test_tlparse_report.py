@@ -9,7 +9,7 @@ import pytest
 from compile_trace_module import FILE, planted_line, trace_planted_break
 
 from analyzer.cli import main
-from analyzer.tlparse_report import (
+from probes.compile.tlparse import (
     INSTALL_HINT,
     VENV_BIN,
     TlparseReport,
@@ -17,7 +17,7 @@ from analyzer.tlparse_report import (
     render_diagnosis_report,
     render_report,
 )
-from probes.compile_trace import CompileTraceRecord
+from probes.compile.trace import CompileTraceRecord
 
 pytestmark = pytest.mark.skipif(find_tlparse() is None, reason=f"tlparse: {INSTALL_HINT}")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from probes.kineto_trace import TraceFormatError, load_trace
-from probes.serialize import to_jsonable
-from probes.trace_analysis import kernel_family, summarize
+from probes.kernels.kineto import TraceFormatError, load_trace
+from probes.kernels.trace_summary import kernel_family, summarize
+from probes.records.serialize import to_jsonable
 
 TRACES = Path(__file__).parent / "data" / "traces"
 EAGER = TRACES / "a100_alexnet_eager.pt.trace.json.gz"

@@ -13,8 +13,8 @@ from rich.console import Console
 
 from analyzer.cli import main
 from analyzer.render.kernels import trace_summary_view
-from probes.kineto_trace import load_trace
-from probes.trace_analysis import summarize
+from probes.kernels.kineto import load_trace
+from probes.kernels.trace_summary import summarize
 
 TRACES = Path(__file__).parent / "data" / "traces"
 EAGER = TRACES / "a100_alexnet_eager.pt.trace.json.gz"

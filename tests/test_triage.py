@@ -14,8 +14,8 @@ from rich.console import Console
 from analyzer import cli
 from analyzer.commands.triage import render_triage, triage_json
 from analyzer.errors import InputFileError
-from analyzer.report_reader import parse_report_text, read_report
-from analyzer.triage import SPEEDUP_THRESHOLD, TriageResult, triage
+from analyzer.reference_report import parse_report_text, read_report
+from analyzer.rules.triage import SPEEDUP_THRESHOLD, TriageResult, triage
 
 REPORTS = Path(__file__).parent / "fixtures" / "reports"
 REFERENCE = REPORTS / "act_needs_work_report.md"

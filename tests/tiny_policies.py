@@ -12,8 +12,8 @@ import torch
 from analyzer.api import run_diagnosis
 from analyzer.diagnosis import Diagnosis
 from probes.benchmark import BenchmarkSettings
-from probes.lerobot_policies import PolicyRequest, build_target
-from probes.target import CompileSettings, Target
+from probes.targets.lerobot.policy import PolicyRequest, build_target
+from probes.targets.target import CompileSettings, Target
 
 QUICK = BenchmarkSettings(iters_inference=2, iters_training=1, warmup=1)
 # The reference report's Raw Data keys, which the benchmark must fill for every policy.

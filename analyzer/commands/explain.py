@@ -13,9 +13,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.catalogue import RULES, lookup, snippet_language
 from analyzer.errors import UsageError
 from analyzer.findings import Rule, Severity
+from analyzer.rules.catalogue import RULES, lookup, snippet_language
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 

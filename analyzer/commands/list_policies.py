@@ -20,7 +20,7 @@ def policy_table() -> Table:
     import lerobot.policies  # noqa: F401  (registers every policy config)
     from lerobot.configs.policies import PreTrainedConfig
 
-    from probes.policy_presets import POLICIES
+    from probes.targets.lerobot.presets import POLICIES
 
     table = Table(title="LeRobot policies (installed lerobot)", title_justify="left")
     table.add_column("policy")

@@ -30,7 +30,7 @@ SPEC_HELP = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probes.module_target import COMPILE_HOW, DEFAULT_COMPILE_HOW
+    from probes.targets.module import COMPILE_HOW, DEFAULT_COMPILE_HOW
 
     parser = subparsers.add_parser(
         "module",
@@ -61,9 +61,9 @@ class FactoryResult:
 
 
 def run_module(args: argparse.Namespace) -> int:
-    from analyzer.commands.report import diagnose_and_report
+    from analyzer.runner.session import diagnose_and_report
     from probes.errors import TargetError
-    from probes.module_target import ModuleRunDefaults, module_target
+    from probes.targets.module import ModuleRunDefaults, module_target
 
     path, factory_name = split_spec(args.spec)
     device = resolve_device(args.device)

@@ -17,8 +17,8 @@ POLICY_OVERRIDE_PREFIX = "--policy."
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probes.lerobot_policies import COMPILE_HOW, DEFAULT_COMPILE_HOW
-    from probes.policy_presets import POLICIES
+    from probes.targets.lerobot.policy import COMPILE_HOW, DEFAULT_COMPILE_HOW
+    from probes.targets.lerobot.presets import POLICIES
 
     for name, spec in POLICIES.items():
         presets = ", ".join(spec.presets)
@@ -68,9 +68,9 @@ def split_policy_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    from analyzer.commands.report import diagnose_and_report
+    from analyzer.runner.session import diagnose_and_report
     from probes.errors import TargetError
-    from probes.lerobot_policies import PolicyRequest, build_target
+    from probes.targets.lerobot.policy import PolicyRequest, build_target
 
     device = resolve_device(args.device)
     check_backend(args.backend)

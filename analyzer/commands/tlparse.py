@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.errors import InputFileError
-from analyzer.tlparse_report import TlparseReport, latest_trace_log, render_diagnosis_report
-from probes.compile_trace import TRACE_SUBDIR
+from probes.compile.tlparse import TlparseReport, latest_trace_log, render_diagnosis_report
+from probes.compile.trace import TRACE_SUBDIR
 
 PROG = "compile-diagnose"
 

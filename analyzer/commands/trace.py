@@ -15,9 +15,9 @@ from analyzer.findings import rank
 from analyzer.render.findings import render_findings
 from analyzer.render.kernels import trace_summary_view
 from analyzer.rules.kernels import check_trace
-from probes.kineto_trace import TraceFormatError, load_trace
-from probes.serialize import to_jsonable, write_json_atomic
-from probes.trace_analysis import summarize
+from probes.kernels.kineto import TraceFormatError, load_trace
+from probes.kernels.trace_summary import summarize
+from probes.records.serialize import to_jsonable, write_json_atomic
 
 
 def register(subparsers: Any) -> None:

@@ -19,11 +19,11 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.errors import InputFileError
+from analyzer.reference_report import read_report
 from analyzer.render.findings import format_value, render_findings
-from analyzer.render.markdown import findings_markdown
-from analyzer.report_reader import read_report
-from analyzer.triage import Criterion, TriageResult, Verdict, triage
-from probes.serialize import dumps, to_jsonable
+from analyzer.render.findings_markdown import findings_markdown
+from analyzer.rules.triage import Criterion, TriageResult, Verdict, triage
+from probes.records.serialize import dumps, to_jsonable
 
 SCHEMA_VERSION = 1
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.rules.divergence import AS_IS, RNG_FREE, as_number
-from probes.serialize import to_jsonable
+from probes.records.serialize import to_jsonable
 
 WIDE_AT = 120
 MISSING = "—"

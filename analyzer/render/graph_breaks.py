@@ -22,7 +22,7 @@ from analyzer.rules.compile import (
     entry_point_reports,
     short_path,
 )
-from probes.serialize import to_jsonable
+from probes.records.serialize import to_jsonable
 
 WIDE_AT = 120  # columns from which every field has its own column
 MISSING = "—"

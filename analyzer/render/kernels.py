@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.rules.kernels import as_number
-from probes.serialize import to_jsonable
+from probes.records.serialize import to_jsonable
 
 MISSING = "—"
 FAMILY_LABELS = {"triton": "Triton", "cublas": "cuBLAS", "cudnn": "cuDNN", "other": "other"}

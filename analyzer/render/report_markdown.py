@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from analyzer.findings import Finding
-from analyzer.render.markdown import findings_markdown
+from analyzer.render.findings_markdown import findings_markdown
 from analyzer.verdict import read_verdict
 
 

@@ -2,7 +2,7 @@
 
 They read two recorded probes:
 
-`probes["graph_breaks"]` (written by `probes.graph_breaks.graph_breaks_section`)::
+`probes["graph_breaks"]` (written by `probes.compile.graph_breaks.graph_breaks_section`)::
 
     {
       "<entry point>": GraphBreakReport,   # "inference", "training": one explain run each

@@ -1,6 +1,6 @@
 """Divergence rules: random numbers, arithmetic, a tolerance below rounding, a precision setting.
 
-They read the recorded divergence probe, `probes["divergence"]` (`probes.divergence.
+They read the recorded divergence probe, `probes["divergence"]` (`probes.divergence.probe.
 DivergenceReport` as JSON)::
 
     {"target", "device", "torch_version", "compile", "seed",

@@ -21,9 +21,9 @@ from analyzer.commands.common import (
 )
 from analyzer.diagnosis import Diagnosis
 from analyzer.render.diagnosis import diagnosis_view
-from analyzer.run import DiagnosisRun
+from analyzer.runner.run import DiagnosisRun
 from probes.benchmark import BenchmarkSettings
-from probes.target import CompileSettings, Target
+from probes.targets.target import CompileSettings, Target
 
 EXIT_HEALTHY = 0
 EXIT_ERROR_FINDING = 1

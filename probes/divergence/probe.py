@@ -2,21 +2,21 @@
 
 `probe_divergence` answers with measurements, in scenarios that each compare eager, eager again
 (its own noise), compiled, and an fp64 eager reference, by the criterion of PyTorch's dynamo
-benchmark harness (`probes.fp64_criterion`):
+benchmark harness (`probes.divergence.fp64_criterion`):
 
 - "eval": the inference call in eval mode (no random numbers), on the compiled copy as is;
 - "as-is": a training forward and backward (loss and every parameter's gradient), same seed on
   both sides, on the compiled copy as is;
 - "fallback-random": the same with `torch._inductor.config.fallback_random = True`, so Inductor
   draws random numbers with eager's generator instead of its own;
-- "dropout-off": the same with every dropout off (`probes.dropout`);
+- "dropout-off": the same with every dropout off (`probes.divergence.dropout`);
 - "tf32-off", "tf32-on" (CUDA only): training (inference without a loss) with random numbers
   taken out, TF32 off on both sides, then on on both sides.
 
 From the training scenarios it attributes the as-is difference to random numbers ("rng"),
 arithmetic, or both. When an output without random numbers fails the criterion (or when asked),
 it localizes: the first submodule that adds error, confirmed by compiling it alone
-(`probes.localize`).
+(`probes.divergence.localize`).
 
 Cost and side effects: every what-if scenario, the localization and the confirmation compile a
 fresh copy after `torch._dynamo.reset()`, because dynamo would otherwise reuse code compiled
@@ -38,7 +38,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from probes.divergence_scenarios import (
+from probes.divergence.dropout import DropoutSites, dropout_sites
+from probes.divergence.fp64_criterion import Criterion, with_multiplier
+from probes.divergence.localize import Localization, localize
+from probes.divergence.rng_attribution import RngAttribution, attribute, overall_verdict
+from probes.divergence.scenarios import (
     AS_IS,
     DROPOUT_OFF,
     EVAL,
@@ -49,13 +53,9 @@ from probes.divergence_scenarios import (
     ScenarioRunner,
     numerics_now,
 )
-from probes.dropout import DropoutSites, dropout_sites
 from probes.environment import NumericSettings
 from probes.errors import compile_error_line
-from probes.fp64_criterion import Criterion, with_multiplier
-from probes.localize import Localization, localize
-from probes.rng_attribution import RngAttribution, attribute, overall_verdict
-from probes.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
 
 DEFAULT_SEED = 42  # the reference script's seed
 

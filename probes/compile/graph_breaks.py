@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch._dynamo
 
-from probes.serialize import to_jsonable
+from probes.records.serialize import to_jsonable
 
 if TYPE_CHECKING:
-    from probes.recompiles import RecompileReport
+    from probes.compile.recompiles import RecompileReport
 
 SCALAR_READ = "scalar-read"
 DATA_DEPENDENT_BRANCH = "data-dependent-branch"

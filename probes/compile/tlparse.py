@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probes.compile_trace import LOG_PREFIX, TRACE_SUBDIR, parse_graph_break_reason
+from probes.compile.trace import LOG_PREFIX, TRACE_SUBDIR, parse_graph_break_reason
 
 REPORT_SUBDIR = "tlparse"
 INSTALL_HINT = "pip install 'compile-diagnose[tlparse]'"

@@ -16,10 +16,10 @@ import torch
 import torch._dynamo
 from torch import nn
 
-from probes.dropout import DropoutSites, dropout_disabled
-from probes.fp64_reference import run_float64
-from probes.target import INFERENCE, TRAINING, CompileSettings, Target
-from probes.tf32 import tf32
+from probes.divergence.dropout import DropoutSites, dropout_disabled
+from probes.divergence.fp64_reference import run_float64
+from probes.divergence.tf32 import tf32
+from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
 
 Outputs = dict[str, torch.Tensor]
 GRAD_PREFIX = "grad:"

@@ -5,7 +5,7 @@ warmed up, then profiled in a run of its own (never a run that is timed) with `t
 one ProfilerStep per call, and written with `tensorboard_trace_handler` to
 `<out>/tensorboard/eager/` and `<out>/tensorboard/compiled/`: two runs for TensorBoard's PyTorch
 Profiler plugin, with one worker per entry point; the same files open in Perfetto. Each trace is
-then read back with `probes.trace_analysis` and reduced to per-call figures.
+then read back with `probes.kernels.trace_summary` and reduced to per-call figures.
 
 What-if: on CUDA, when the default compiled call leaves the GPU idle most of its span, a
 `mode="reduce-overhead"` twin (CUDA graphs) supplied by the caller is timed against eager and
@@ -34,9 +34,9 @@ from torch.profiler import (
     tensorboard_trace_handler,
 )
 
-from probes.kineto_trace import load_trace
+from probes.kernels.kineto import load_trace
+from probes.kernels.trace_summary import TraceSummary, summarize
 from probes.timing import Speedup, measure_interleaved, synchronize, time_first_call
-from probes.trace_analysis import TraceSummary, summarize
 
 SIDES = ("eager", "compiled")
 DEFAULT_BUSY_THRESHOLD = 0.5  # below it the GPU is idle most of the call: launch-bound

@@ -24,8 +24,16 @@ from typing import Any
 
 import torch
 
-from probes.capture import record_compiles
-from probes.divergence_runs import (
+from probes.compile.capture import record_compiles
+from probes.divergence.fp64_criterion import Criterion, OutputComparison, compare, compare_outputs
+from probes.divergence.fp64_reference import float64_copy
+from probes.divergence.layer_outputs import (
+    LayerRecorder,
+    ModuleDivergence,
+    first_adding_error,
+    walk_modules,
+)
+from probes.divergence.runs import (
     GRAD_PREFIX,
     Outputs,
     compile_fresh,
@@ -34,15 +42,7 @@ from probes.divergence_runs import (
     what_if,
 )
 from probes.errors import compile_error_line
-from probes.fp64_criterion import Criterion, OutputComparison, compare, compare_outputs
-from probes.fp64_reference import float64_copy
-from probes.layer_outputs import (
-    LayerRecorder,
-    ModuleDivergence,
-    first_adding_error,
-    walk_modules,
-)
-from probes.target import CompileSettings, Target
+from probes.targets.target import CompileSettings, Target
 
 CAPTURE_NOTE = (
     "the recorded compiled run had forward hooks on every submodule, traced into its graph: it "

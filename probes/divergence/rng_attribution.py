@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from probes.divergence_scenarios import ScenarioResult
+from probes.divergence.scenarios import ScenarioResult
 
 RNG_SHARE = 10.0  # as is differing 10x more than with random numbers out: both causes
 

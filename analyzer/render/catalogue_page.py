@@ -1,6 +1,6 @@
 """The catalogue page, `docs/rules.md`, generated from the rule objects.
 
-Regenerate with `python -m analyzer.catalogue_page > docs/rules.md`; a test checks that the
+Regenerate with `python -m analyzer.render.catalogue_page > docs/rules.md`; a test checks that the
 committed page equals what this module writes.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from analyzer.catalogue import RULES, snippet_language
 from analyzer.findings import Rule
+from analyzer.rules.catalogue import RULES, snippet_language
 
 _INTRO = """\
 # Rules
@@ -20,7 +20,7 @@ terminal with `compile-diagnose explain CODE` (or its name), and the whole list 
 `compile-diagnose explain --all`.
 
 This page is generated from `analyzer/catalogue.py` by
-`python -m analyzer.catalogue_page > docs/rules.md`; edit the catalogue, not this page.
+`python -m analyzer.render.catalogue_page > docs/rules.md`; edit the catalogue, not this page.
 """
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from probes.errors import TargetError, first_line
-from probes.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
 
 # module: torch.compile(model), the wrapper most code writes; inplace: model.compile(), which
 # compiles the same forward but leaves the model its own class and state_dict keys.

@@ -27,7 +27,7 @@ import torch
 import torch._dynamo
 import torch._dynamo.utils as dynamo_utils
 
-from probes.graph_breaks import (
+from probes.compile.graph_breaks import (
     CodeLocation,
     code_location,
     is_torch_file,

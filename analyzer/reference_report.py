@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.errors import InputFileError
-from probes.serialize import finite_or_marker
+from probes.records.serialize import finite_or_marker
 
 # The keys of the reference report's Raw Data JSON, in its order.
 REPORT_KEYS: tuple[str, ...] = (

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from probes.divergence_runs import parameter_name
-from probes.fp64_criterion import Criterion, OutputComparison, compare
+from probes.divergence.fp64_criterion import Criterion, OutputComparison, compare
+from probes.divergence.runs import parameter_name
 
 GROWTH_ADDS_ERROR = 10.0  # relative error growing 10x inside one module adds error of its own
 

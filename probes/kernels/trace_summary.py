@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from probes.kineto_trace import KinetoTrace, TraceEvent, TraceFormatError
+from probes.kernels.kineto import KinetoTrace, TraceEvent, TraceFormatError
 
 KERNEL = "kernel"
 MEMCPY = "gpu_memcpy"

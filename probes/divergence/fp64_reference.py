@@ -21,7 +21,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
-from probes.target import Target
+from probes.targets.target import Target
 
 
 def float64_copy(target: Target) -> nn.Module:

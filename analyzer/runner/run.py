@@ -23,26 +23,26 @@ import torch
 
 from analyzer.diagnosis import Diagnosis, DiagnosisWriter, PhaseClock
 from analyzer.findings import rank
-from analyzer.interrupt import InterruptWatch
 from analyzer.rules import run_rules
 from analyzer.rules.probe_errors import probe_failed_findings
-from analyzer.tlparse_report import render_diagnosis_report
+from analyzer.runner.interrupt import InterruptWatch
 from probes.benchmark import BenchmarkProbe, BenchmarkSettings, TrainingLoop
-from probes.compile_trace import CompileTraceRecord, record_compile_trace
-from probes.divergence import DROPOUT_OFF, FALLBACK_RANDOM, probe_divergence
-from probes.environment import current_environment
-from probes.errors import first_line
-from probes.graph_breaks import (
+from probes.compile.graph_breaks import (
     FullgraphResult,
     GraphBreakReport,
     graph_breaks_section,
     probe_fullgraph,
     probe_graph_breaks,
 )
-from probes.kernel_timing import profile_kernels
-from probes.recompiles import RecompileReport, RecompileScenario, probe_recompiles
-from probes.serialize import to_jsonable
-from probes.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.compile.recompiles import RecompileReport, RecompileScenario, probe_recompiles
+from probes.compile.tlparse import render_diagnosis_report
+from probes.compile.trace import CompileTraceRecord, record_compile_trace
+from probes.divergence.probe import DROPOUT_OFF, FALLBACK_RANDOM, probe_divergence
+from probes.environment import current_environment
+from probes.errors import first_line
+from probes.kernels.profiling import profile_kernels
+from probes.records.serialize import to_jsonable
+from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
 
 Progress = Callable[[str], None]
 PROFILED_CALLS = 3  # per side and entry point: the profiles are for kernel counts, not timing

@@ -2,7 +2,7 @@
 
 A scenario runs one entry point on four sides: the compiled copy, an eager copy twice (eager's own
 noise) and the fp64 reference, all from the same seed and under the same what-if settings
-(`probes.divergence_runs.what_if`), and applies the fp64 criterion to every output. The scenarios
+(`probes.divergence.runs.what_if`), and applies the fp64 criterion to every output. The scenarios
 run as is share one compiled copy (the diagnosis's own, when it passes one); every what-if
 compiles a fresh copy after a dynamo reset, so that its setting reaches the compiled code.
 """
@@ -15,8 +15,10 @@ from typing import Any
 
 from torch import nn
 
-from probes.capture import record_compiles
-from probes.divergence_runs import (
+from probes.compile.capture import record_compiles
+from probes.divergence.fp64_criterion import Criterion, OutputComparison, compare_outputs
+from probes.divergence.fp64_reference import float64_copy
+from probes.divergence.runs import (
     GRAD_PREFIX,
     compile_fresh,
     primary_output,
@@ -26,9 +28,7 @@ from probes.divergence_runs import (
 )
 from probes.environment import NumericSettings, numeric_settings
 from probes.errors import compile_error_line
-from probes.fp64_criterion import Criterion, OutputComparison, compare_outputs
-from probes.fp64_reference import float64_copy
-from probes.target import CompileSettings, Target
+from probes.targets.target import CompileSettings, Target
 
 EVAL, AS_IS, FALLBACK_RANDOM, DROPOUT_OFF = "eval", "as-is", "fallback-random", "dropout-off"
 TF32_OFF, TF32_ON = "tf32-off", "tf32-on"

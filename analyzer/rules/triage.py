@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from analyzer.findings import Finding, make_finding, rank
-from analyzer.report_reader import BenchmarkReport
+from analyzer.reference_report import BenchmarkReport
 
 SPEEDUP_THRESHOLD = 1.1  # reference criteria: both speedups > 1.1
 # A ratio within this of 1.0x is what timing eager against itself gives (the reference report's

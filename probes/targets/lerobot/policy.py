@@ -3,7 +3,7 @@
 A policy is built from its config with random weights (`pretrained_backbone_weights=None`), never
 from the hub unless the user names a hub id. Batches are synthetic, shaped by the config's input and
 output features (already in the normalised range a pre-processor would produce), or real ones from a
-local dataset (`probes.lerobot_inputs`).
+local dataset (`probes.targets.lerobot.inputs`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from probes.errors import TargetError, first_line
-from probes.policy_presets import PolicySpec, Preset, choose_preset, policy_spec
-from probes.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.targets.lerobot.presets import PolicySpec, Preset, choose_preset, policy_spec
+from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
 
 COMPILE_HOW = ("model", "methods", "wrapper", "config")
 DEFAULT_COMPILE_HOW = "model"
@@ -441,14 +441,14 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
         require_compile_switch(spec.name, config_class(spec.name))
     dataset = None
     if request.dataset_root is not None:
-        from probes.lerobot_inputs import read_dataset
+        from probes.targets.lerobot.inputs import read_dataset
 
         dataset = read_dataset(Path(request.dataset_root))
     torch.manual_seed(request.seed)  # the same random initial weights on every run
     config, policy, preprocessor = _config_and_policy(spec, preset, request, dataset)
     policy = policy.to(request.device)
     if dataset is not None:
-        from probes.lerobot_inputs import dataset_batch
+        from probes.targets.lerobot.inputs import dataset_batch
 
         training_batch = dataset_batch(
             dataset, config, batch_size, str(request.device), preprocessor=preprocessor
@@ -486,7 +486,7 @@ def _config_and_policy(spec: PolicySpec, preset: Preset, request: PolicyRequest,
     A dataset's feature shapes replace the preset's, as `make_policy` does with dataset metadata.
     """
     if request.pretrained is not None:
-        from probes.lerobot_inputs import load_pretrained
+        from probes.targets.lerobot.inputs import load_pretrained
 
         policy, config, preprocessor = load_pretrained(
             request.pretrained, str(request.device), allow_hub=True
@@ -502,7 +502,7 @@ def _config_and_policy(spec: PolicySpec, preset: Preset, request: PolicyRequest,
     overrides = parse_overrides(config_class(spec.name), request.overrides)
     config = build_config(spec, preset, overrides, str(request.device))
     if dataset is not None:
-        from probes.lerobot_inputs import apply_dataset_features
+        from probes.targets.lerobot.inputs import apply_dataset_features
 
         apply_dataset_features(config, dataset)
     return config, build_policy(config), None
