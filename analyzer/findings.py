@@ -7,9 +7,23 @@ from one run's measurements, with the evidence that triggered it.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from probes.records.location import SourceLocation
+
+__all__ = [
+    "Finding",
+    "Rule",
+    "Severity",
+    "SourceLocation",
+    "code_block",
+    "make_finding",
+    "prose",
+    "rank",
+]
 
 
 class Severity(StrEnum):
@@ -34,16 +48,14 @@ class Rule:
     use_instead: str
 
 
-@dataclass(frozen=True)
-class SourceLocation:
-    filename: str
-    lineno: int
-    function: str = ""
-    code: str = ""  # the source line itself, stripped
+def code_block(snippet: str) -> str:
+    """A rule's example or fix, written indented in its module, as the code it shows."""
+    return textwrap.dedent(snippet).strip("\n")
 
-    def __str__(self) -> str:
-        where = f"{self.filename}:{self.lineno}"
-        return f"{where} in {self.function}" if self.function else where
+
+def prose(*sentences: str) -> str:
+    """A rule's documentation paragraph, written as short lines in its module."""
+    return " ".join(sentences)
 
 
 @dataclass
@@ -69,11 +81,8 @@ class Finding:
         )
 
 
-def make_finding(name: str, **fields: Any) -> Finding:
-    """A finding for the catalogue rule `name`; code, title and default severity come from it."""
-    from analyzer.rules.catalogue import rule_by_name
-
-    rule = rule_by_name(name)
+def make_finding(rule: Rule, **fields: Any) -> Finding:
+    """A finding of `rule`; its code, name, title and default severity come from the rule."""
     fields.setdefault("title", rule.title)
     fields.setdefault("severity", rule.default_severity)
     return Finding(code=rule.code, name=rule.name, **fields)

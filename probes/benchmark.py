@@ -25,7 +25,8 @@ from torch import nn
 from probes.compile.capture import Capture, count_compiled_regions, record_compiles
 from probes.environment import NumericSettings, numeric_settings
 from probes.errors import compile_error_line
-from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.records.names import INFERENCE, TRAINING
+from probes.targets.target import CompileSettings, Target
 from probes.timing import Measurement, Speedup, measure_interleaved, synchronize, time_first_call
 
 # The reference script's own criteria: an absolute tolerance and a speedup bar.

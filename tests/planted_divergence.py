@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.records.names import INFERENCE, TRAINING
+from probes.targets.target import CompileSettings, Target
 
 PLANTED_SCALE = 1e-2
 DIM = 16

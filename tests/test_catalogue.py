@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from analyzer import cli
+from analyzer.format import snippet_language
 from analyzer.render.catalogue_page import catalogue_page
-from analyzer.rules.catalogue import RULES, lookup, rule_by_name, snippet_language
+from analyzer.rules.catalogue import RULES, lookup
 
 DOCS_PAGE = Path(__file__).parent.parent / "docs" / "rules.md"
 # The names issue 7 gives meanings to; other modules refer to them.
@@ -81,7 +82,7 @@ def test_prose_is_whole_sentences(rule):
 
 
 def test_lookup_finds_a_rule_by_code_in_any_case_and_by_name():
-    rule = rule_by_name("rng-divergence")
+    rule = lookup("rng-divergence")
     assert lookup(rule.code) is rule
     assert lookup(rule.code.lower()) is rule
     assert lookup("rng-divergence") is rule
@@ -100,7 +101,7 @@ def test_docs_page_has_a_section_per_rule_in_catalogue_order():
 
 
 def test_explain_prints_the_rules_four_parts(run_cli, capsys):
-    rule = rule_by_name("compiled-path-not-exercised")
+    rule = lookup("compiled-path-not-exercised")
     assert run_cli(["explain", rule.code]) == 0
     out = capsys.readouterr().out
     for heading in ("What it does", "Why does it matter?", "Example", "Use instead"):
@@ -111,7 +112,7 @@ def test_explain_prints_the_rules_four_parts(run_cli, capsys):
 
 def test_explain_accepts_a_name(run_cli, capsys):
     assert run_cli(["explain", "tolerance-too-strict"]) == 0
-    assert rule_by_name("tolerance-too-strict").code in capsys.readouterr().out
+    assert lookup("tolerance-too-strict").code in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [["explain"], ["explain", "--all"]], ids=["bare", "all"])

@@ -17,9 +17,10 @@ from tiny_policies import assert_benchmarked, quick_diagnosis, tiny
 
 from analyzer.commands.list_policies import policy_table
 from analyzer.diagnosis import Diagnosis
+from probes.records.names import INFERENCE, TRAINING
 from probes.targets.lerobot.policy import synthetic_batch
 from probes.targets.lerobot.presets import POLICIES
-from probes.targets.target import INFERENCE, TRAINING, Target
+from probes.targets.target import Target
 
 OTHER_POLICIES = ("diffusion", "vqbet", "tdmpc")
 

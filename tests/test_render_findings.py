@@ -8,13 +8,15 @@ from rich.console import Console
 from analyzer.findings import SourceLocation, make_finding
 from analyzer.render.findings import WIDE_AT, format_quantity, render_findings
 from analyzer.render.findings_markdown import findings_markdown
+from analyzer.rules.compile import COMPILED_PATH_NOT_EXERCISED, GRAPH_BREAK
+from analyzer.rules.kernels import LAUNCH_BOUND
 
 COMMAND = "compile-diagnose act --compile-how wrapper --device cuda --batch-size 8"
 
 
 def graph_break():
     return make_finding(
-        "graph-break",
+        GRAPH_BREAK,
         confidence="high",
         cause="Tensor.item() in the training forward ends the graph and waits for the device.",
         evidence={"graph_count": 2, "break_count": 1, "outside_compiled_ms": 3.25},
@@ -31,7 +33,7 @@ def graph_break():
 
 def not_exercised():
     return make_finding(
-        "compiled-path-not-exercised",
+        COMPILED_PATH_NOT_EXERCISED,
         confidence="high",
         cause="The actions match eager bit for bit and the speedup is what eager twice gives.",
         evidence={"max_action_diff_abs": 0.0, "speedup_inference_x": 1.0393941353860157},
@@ -41,7 +43,7 @@ def not_exercised():
 
 def launch_bound():
     return make_finding(
-        "launch-bound",
+        LAUNCH_BOUND,
         confidence="medium",
         cause="The GPU is busy a quarter of the call: hundreds of short kernels.",
         evidence={"gpu_busy_fraction": 0.26, "kernel_count": 404, "device_time_ms": 7.2},

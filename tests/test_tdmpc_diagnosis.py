@@ -11,7 +11,7 @@ import pytest
 from tiny_policies import assert_benchmarked, quick_diagnosis, tiny
 
 from analyzer.diagnosis import Diagnosis
-from probes.targets.target import INFERENCE, TRAINING
+from probes.records.names import INFERENCE, TRAINING
 
 
 @pytest.fixture(scope="module")

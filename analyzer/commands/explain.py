@@ -15,7 +15,8 @@ from rich.text import Text
 
 from analyzer.errors import UsageError
 from analyzer.findings import Rule, Severity
-from analyzer.rules.catalogue import RULES, lookup, snippet_language
+from analyzer.format import snippet_language
+from analyzer.rules.catalogue import RULES, lookup
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 

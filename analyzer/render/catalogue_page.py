@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterable
 
 from analyzer.findings import Rule
-from analyzer.rules.catalogue import RULES, snippet_language
+from analyzer.format import snippet_language
+from analyzer.rules.catalogue import RULES
 
 _INTRO = """\
 # Rules
@@ -19,8 +20,9 @@ Every finding `compile-diagnose` can report, with a stable code and name. Print 
 terminal with `compile-diagnose explain CODE` (or its name), and the whole list with
 `compile-diagnose explain --all`.
 
-This page is generated from `analyzer/catalogue.py` by
-`python -m analyzer.render.catalogue_page > docs/rules.md`; edit the catalogue, not this page.
+This page is generated from the rules' own documentation (`RULES` in each module of
+`analyzer/rules/`) by
+`python -m analyzer.render.catalogue_page > docs/rules.md`; edit the rules, not this page.
 """
 
 

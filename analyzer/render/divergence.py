@@ -18,8 +18,8 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.rules.divergence import AS_IS, RNG_FREE, as_number
-from probes.records.serialize import to_jsonable
+from analyzer.rules.divergence import AS_IS, RNG_FREE
+from probes.records.serialize import as_number, to_jsonable
 
 WIDE_AT = 120
 MISSING = "—"

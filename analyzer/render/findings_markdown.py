@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from analyzer.findings import Finding, rank
+from analyzer.format import snippet_language
 from analyzer.render.findings import evidence_rows, impact_rows
-from analyzer.rules.catalogue import snippet_language
 
 
 def _cell(text: str) -> str:

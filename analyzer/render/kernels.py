@@ -16,8 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.rules.kernels import as_number
-from probes.records.serialize import to_jsonable
+from probes.records.serialize import as_number, to_jsonable
 
 MISSING = "—"
 FAMILY_LABELS = {"triton": "Triton", "cublas": "cuBLAS", "cudnn": "cuDNN", "other": "other"}

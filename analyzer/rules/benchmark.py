@@ -8,7 +8,122 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from analyzer.findings import Finding, Severity, make_finding
+from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
+
+# --- the rules of this family, documented beside their checks --------------------
+
+COMPILE_TIME_COST = Rule(
+    code="CD203",
+    name="compile-time-cost",
+    title="Compile time and the calls needed to earn it back",
+    default_severity=Severity.INFO,
+    what_it_does=prose(
+        "Sets each entry point's first-call compile time against the time compiling saves per",
+        "call, and reports how many calls it takes to earn the compile back.",
+    ),
+    why_it_matters=prose(
+        "A cold Inductor compile of ACT took 28-50 s on a CPU and 153 s on an H100. A compile",
+        "that saves 1 ms a call after 60 s of compiling pays off only after 60,000 calls: in a",
+        "short evaluation, or a job that restarts often, it never does. A warm cache cuts the",
+        "compile to a few seconds (about 8 s for ACT on a CPU).",
+    ),
+    example=code_block(
+        """
+        # each new machine or container compiles from scratch
+        policy.model.compile()
+        """
+    ),
+    use_instead=code_block(
+        """
+        import os
+
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = "/persistent/inductor-cache"  # before compiling
+        policy.model.compile()
+        # or carry the artifacts along: torch.compiler.save_cache_artifacts() on one
+        # machine, torch.compiler.load_cache_artifacts(blob) on the next
+        """
+    ),
+)
+
+
+INSUFFICIENT_SPEEDUP = Rule(
+    code="CD204",
+    name="insufficient-speedup",
+    title="Compiled code ran but is not faster than the threshold",
+    default_severity=Severity.WARNING,
+    what_it_does=prose(
+        "Flags a speedup at or below the success threshold (1.1x) for an entry point whose",
+        "compiled code did run, with the time per call of each side, and names the probes",
+        "that tell its possible causes apart: graph breaks, recompiles, a launch-bound GPU,",
+        "eager work outside the compiled region.",
+    ),
+    why_it_matters=prose(
+        "A compile that does not pay off costs compile time and a second code path for",
+        "nothing. The ratio alone does not say why, and the remedies differ: removing a",
+        'break, marking a size dynamic, `mode="reduce-overhead"`, compiling the optimizer',
+        "step. Measure which one applies before changing anything.",
+    ),
+    example=code_block(
+        """
+        policy.model.compile()
+        # eager 22.3 ms, compiled 24.1 ms per call: 0.93x
+        """
+    ),
+    use_instead=code_block(
+        """
+        compile-diagnose act  # breaks, recompiles, kernel timing and what-if runs
+        """
+    ),
+)
+
+
+BENCHMARK_METHODOLOGY = Rule(
+    code="CD401",
+    name="benchmark-methodology",
+    title="A measurement cannot mean what it claims",
+    default_severity=Severity.WARNING,
+    what_it_does=prose(
+        "Checks how each figure was measured against what its label claims: eager and",
+        "compiled copies that share weights, buffers or an action queue; actions compared at",
+        "different steps of a chunk (a stale queue); a consistency figure computed over two",
+        "training runs in different states; timing without warm-up, without device",
+        "synchronisation, one side after the other instead of interleaved, or without a",
+        "spread.",
+    ),
+    why_it_matters=prose(
+        "A figure measured the wrong way answers another question than its label. In the",
+        "script that wrote LeRobot's reference report, `torch.compile(policy)` shared weights",
+        "and the action queue with eager: an earlier report compared step 0 of a chunk with",
+        "step 1 (5.6e-2, 'SEVERE'); the loss and grad-norm consistency compared eager's",
+        "training run with a compiled run that went on training the already-trained weights",
+        "with other random numbers; timing ran eager in full, then compiled, and quoted one",
+        "mean without a spread.",
+    ),
+    example=code_block(
+        """
+        policy_compiled = torch.compile(policy)  # the same object: weights, queue shared
+        eager_losses = [train_step(policy) for _ in range(50)]
+        compiled_losses = [train_step(policy_compiled) for _ in range(50)]  # trains on
+        loss_consistency = mean(abs(e - c) for e, c in zip(eager_losses, compiled_losses))
+        """
+    ),
+    use_instead=code_block(
+        """
+        policy_compiled = copy.deepcopy(policy)  # same start, nothing shared
+        policy_compiled.forward = torch.compile(policy_compiled.forward)
+        policy.reset()
+        policy_compiled.reset()  # same queue state before comparing actions
+        # time eager and compiled interleaved, synchronise, quote median and IQR:
+        print(torch.utils.benchmark.Timer("f()", globals={"f": f}).blocked_autorange())
+        """
+    ),
+)
+
+RULES: tuple[Rule, ...] = (
+    COMPILE_TIME_COST,
+    INSUFFICIENT_SPEEDUP,
+    BENCHMARK_METHODOLOGY,
+)
 
 
 def check(probes: Mapping[str, Any]) -> list[Finding]:
@@ -63,7 +178,7 @@ def _compile_time_cost(entry_point: str, timing: Mapping[str, Any]) -> Finding:
         )
         severity = Severity.WARNING
     return make_finding(
-        "compile-time-cost",
+        COMPILE_TIME_COST,
         severity=severity,
         confidence="high",
         cause=cause,
@@ -82,7 +197,7 @@ def _speedup_within_noise(entry_point: str, timing: Mapping[str, Any]) -> Findin
     if low is None or high is None or not (low < 1.0 < high):
         return None
     return make_finding(
-        "benchmark-methodology",
+        BENCHMARK_METHODOLOGY,
         severity=Severity.INFO,
         confidence="medium",
         title=f"The {entry_point} speedup is within run-to-run noise",

@@ -36,7 +36,176 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analyzer.findings import Finding, Severity, SourceLocation, make_finding
+from analyzer.findings import (
+    Finding,
+    Rule,
+    Severity,
+    SourceLocation,
+    code_block,
+    make_finding,
+    prose,
+)
+
+# --- the rules of this family, documented beside their checks --------------------
+
+COMPILED_PATH_NOT_EXERCISED = Rule(
+    code="CD101",
+    name="compiled-path-not-exercised",
+    title="The timed entry point ran no compiled code",
+    default_severity=Severity.ERROR,
+    what_it_does=prose(
+        "Checks that compiled code actually ran for the entry point whose time and output are",
+        "measured: that dynamo captured at least one frame (its `frames` counter, its",
+        "compilation metrics, or a `Torch-Compiled Region` profiler event) while that entry",
+        "point was called. In triage of a benchmark report, flags an action difference of",
+        "exactly 0.0 together with a speedup near 1.0x.",
+    ),
+    why_it_matters=prose(
+        "`torch.compile(module)` returns an `OptimizedModule` that compiles `forward` only;",
+        "every other method, such as a LeRobot policy's `select_action`, is forwarded to the",
+        "eager module. A benchmark that calls such a method compares eager with itself: the",
+        "outputs match bit for bit (a real backend almost never does that for a conv +",
+        "transformer model) and the speedup is the noise between two eager runs. Such figures",
+        "say nothing about torch.compile, and a passing correctness check hides the fact.",
+    ),
+    example=code_block(
+        """
+        policy_compiled = torch.compile(policy)  # compiles policy.forward only
+        action = policy_compiled.select_action(batch)  # runs the eager method
+        """
+    ),
+    use_instead=code_block(
+        """
+        policy_compiled = copy.deepcopy(policy)  # nothing shared with eager
+        policy_compiled.select_action = torch.compile(policy_compiled.select_action)
+        policy_compiled.forward = torch.compile(policy_compiled.forward)
+        # or compile the network inside the policy: policy_compiled.model.compile()
+        """
+    ),
+)
+
+
+GRAPH_BREAK = Rule(
+    code="CD102",
+    name="graph-break",
+    title="Graph break in a timed entry point",
+    default_severity=Severity.WARNING,
+    what_it_does=prose(
+        "Reports each place where dynamo stopped tracing a timed entry point and split it",
+        "into separate graphs: the reason (with torch's graph-break id, `GBnnnn`, where it has",
+        "one), the file, line and source line in your code, how often it was hit, a category",
+        "you can act on (scalar read, data-dependent control flow, print/logging, unsupported",
+        "call, dynamic shape, other) and, with the kernel-timing probe, the time spent outside",
+        "compiled regions because of it.",
+    ),
+    why_it_matters=prose(
+        "At a break dynamo ends the current graph, runs the offending code as eager Python and",
+        "starts a new graph after it. Inductor cannot fuse across the break, each graph adds",
+        "launches, guards and compile time, and a scalar read such as `.item()` makes the host",
+        "wait for the device to finish. In a training step the backward graph is split too.",
+        "ACT's training forward breaks at `loss_dict = {'l1_loss': l1_loss.item()}`",
+        "(`modeling_act.py:150` in lerobot 0.6.1).",
+    ),
+    example=code_block(
+        """
+        def forward(self, batch):
+            loss = self.compute_loss(batch)
+            loss_dict = {"l1_loss": loss.item()}  # Tensor.item(): graph break
+            return loss, loss_dict
+        """
+    ),
+    use_instead=code_block(
+        """
+        def forward(self, batch):
+            loss = self.compute_loss(batch)
+            loss_dict = {"l1_loss": loss.detach()}  # stays a tensor: no break
+            return loss, loss_dict
+
+
+        # read the number outside the compiled region, after the step:
+        logged = {key: value.item() for key, value in loss_dict.items()}
+        """
+    ),
+)
+
+
+RECOMPILATION = Rule(
+    code="CD103",
+    name="recompilation",
+    title="Recompiled under ordinary use",
+    default_severity=Severity.WARNING,
+    what_it_does=prose(
+        "Calls the compiled entry point the way it is used (another batch size, train then",
+        "eval, with and without grad, a second call with a filled action queue) and reports",
+        "each recompile with the guard that failed, from",
+        "`torch._dynamo.utils.get_compilation_metrics()` or the `recompiles` log, and whether",
+        "the recompile limit was reached (an error when it was).",
+    ),
+    why_it_matters=prose(
+        "Dynamo specialises a compiled frame on what it saw (tensor shapes, Python values,",
+        "module state such as `training`) and guards on it. A failed guard compiles the frame",
+        "again, seconds to minutes on the caller's time, often inside a loop that is being",
+        "timed. After `torch._dynamo.config.recompile_limit` recompiles of one frame (8 by",
+        "default) torch stops compiling it and silently runs it eager from then on.",
+    ),
+    example=code_block(
+        """
+        policy.select_action = torch.compile(policy.select_action)
+        policy.select_action(batch)  # compiles: the queue is empty, predicts a chunk
+        policy.select_action(batch)  # recompiles: guard `not self._action_queue` fails
+        """
+    ),
+    use_instead=code_block(
+        """
+        # compile the tensor work, not the Python bookkeeping around it
+        policy.model.compile()
+        # a size that changes between calls: mark it dynamic before the first call
+        torch._dynamo.mark_dynamic(batch["observation.state"], 0)
+        """
+    ),
+)
+
+
+COMPILATION_FAILED = Rule(
+    code="CD104",
+    name="compilation-failed",
+    title="torch.compile raised an error",
+    default_severity=Severity.ERROR,
+    what_it_does=prose(
+        "Reports a compile that raised (`compilation_successful: false` in a benchmark",
+        "report) with the first line of its error, and the stage it came from where the error",
+        "names one: dynamo (tracing Python), AOTAutograd (the backward graph) or the backend",
+        "(Inductor's code generation).",
+    ),
+    why_it_matters=prose(
+        "Without a compiled program no other figure of a benchmark means anything, and the",
+        "stage that failed decides where the fix lies: in your code (dynamo cannot trace it),",
+        "in AOTAutograd, or in Inductor. Running the same model through successively more of",
+        "the stack tells them apart in minutes.",
+    ),
+    example=code_block(
+        """
+        compiled = torch.compile(policy.model)
+        compiled(batch)  # raises torch._dynamo.exc.BackendCompilerFailed
+        """
+    ),
+    use_instead=code_block(
+        """
+        torch.compile(policy.model, backend="eager")(batch)  # dynamo alone
+        torch.compile(policy.model, backend="aot_eager")(batch)  # + AOTAutograd
+        torch.compile(policy.model)(batch)  # + Inductor
+        # TORCHDYNAMO_REPRO_AFTER="dynamo" writes a minimal repro of the failure
+        """
+    ),
+)
+
+RULES: tuple[Rule, ...] = (
+    COMPILED_PATH_NOT_EXERCISED,
+    GRAPH_BREAK,
+    RECOMPILATION,
+    COMPILATION_FAILED,
+)
+
 
 FULLGRAPH_KEY = "fullgraph"
 RECOMPILES_KEY = "recompiles"
@@ -98,6 +267,7 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
                 if recompile_report and "tlparse_frames" in found.evidence:
                     found.evidence["tlparse_report"] = recompile_report
                 findings.append(found)
+    findings += compilation_failed_findings(probes)
     benchmark = probes.get("benchmark")
     if isinstance(benchmark, Mapping):
         for entry_point, capture in (benchmark.get("capture") or {}).items():
@@ -150,7 +320,7 @@ def _graph_break(
     first = group[0]
     category = str(first.get("category") or "other")
     label = CATEGORY_LABELS.get(category, category)
-    location = source_location(first.get("location"))
+    location = SourceLocation.from_record(first.get("location"))
     hits = sum(int(b.get("hits") or 1) for b in group)
     graphs = int(report.get("graph_count") or 0)
     where = f" at {short_path(location.filename)}:{location.lineno}" if location else ""
@@ -182,7 +352,7 @@ def _graph_break(
             f"the call runs as {graphs} graphs with eager Python between them."
         )
     return make_finding(
-        "graph-break",
+        GRAPH_BREAK,
         title=f"Graph break in {entry_point}: {label}{where}",
         severity=Severity.ERROR if graphs == 0 else Severity.WARNING,
         confidence="high",
@@ -264,13 +434,13 @@ def _recompilation(
             "it cannot match eagerly, without saying so."
         )
     return make_finding(
-        "recompilation",
+        RECOMPILATION,
         severity=Severity.ERROR if limit_hit else Severity.WARNING,
         confidence="high",
         cause=cause,
         evidence=evidence,
         next_steps=_recompile_steps(guards, limit_hit, limit),
-        location=source_location(first.get("location")),
+        location=SourceLocation.from_record(first.get("location")),
     )
 
 
@@ -335,7 +505,7 @@ def compiled_path_not_exercised(entry_point: str, capture: Any) -> Finding | Non
             "'Torch-Compiled Region' event: the timed call ran eager code only."
         )
     return make_finding(
-        "compiled-path-not-exercised",
+        COMPILED_PATH_NOT_EXERCISED,
         confidence="high",
         cause=cause,
         evidence=evidence,
@@ -349,18 +519,35 @@ def compiled_path_not_exercised(entry_point: str, capture: Any) -> Finding | Non
     )
 
 
+def compilation_failed_findings(probes: Mapping[str, Any]) -> list[Finding]:
+    benchmark = probes.get("benchmark") or {}
+    error = benchmark.get("compilation_error")
+    if not error:
+        return []
+    entry_point = benchmark.get("compile_error_entry_point")
+    compile_settings = benchmark.get("compile") or {}
+    return [
+        make_finding(
+            COMPILATION_FAILED,
+            confidence="high",
+            cause=f"Compiling the {entry_point} entry point raised {error}",
+            evidence={
+                "entry_point": entry_point,
+                "error": error,
+                "backend": compile_settings.get("backend"),
+                "mode": compile_settings.get("mode"),
+                "compile_how": compile_settings.get("how"),
+            },
+            next_steps=[
+                "rerun with --backend aot_eager: if that compiles, the error is Inductor's",
+                "TORCH_LOGS=+dynamo,+inductor compile-diagnose ...  # the full compiler log",
+                "the graph-break table above still shows what dynamo captured",
+            ],
+        )
+    ]
+
+
 # --- shared ------------------------------------------------------------------------------------
-
-
-def source_location(value: Any) -> SourceLocation | None:
-    if not isinstance(value, Mapping) or not value.get("filename"):
-        return None
-    return SourceLocation(
-        filename=str(value["filename"]),
-        lineno=int(value.get("lineno") or 0),
-        function=str(value.get("function") or ""),
-        code=str(value.get("code") or ""),
-    )
 
 
 def short_path(filename: str) -> str:

@@ -54,7 +54,172 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from analyzer.findings import Finding, Severity, make_finding
+from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
+from probes.records.serialize import as_number
+
+# --- the rules of this family, documented beside their checks --------------------
+
+RNG_DIVERGENCE = Rule(
+    code="CD301",
+    name="rng-divergence",
+    title="Eager and compiled draw different random numbers",
+    default_severity=Severity.INFO,
+    what_it_does=prose(
+        "Compares eager and compiled outputs (loss, gradients) from the same seed three ways:",
+        "with random ops as they are, with `torch._inductor.config.fallback_random = True`,",
+        "and with every dropout off. When the difference falls to rounding level in the last",
+        "two, random numbers explain it. Where those what-ifs did not run (on a CPU unless",
+        "`--rng-what-if`: each is one more compile of the training step), it reports random",
+        "numbers as the likely cause, with medium confidence, when training fails with dropout",
+        "active and inference in eval mode passes. In triage, flags a failed training-loss",
+        "check of a policy whose training forward draws random numbers.",
+    ),
+    why_it_matters=prose(
+        "Inductor generates random numbers in its own kernels, not with eager's generator, so",
+        "`torch.manual_seed(42)` before each side still gives different dropout masks and",
+        "noise. The outputs then differ although both programs are correct: ACT's training",
+        "loss (dropout 0.1) differed by 1.75e-3 as is and by 1.2e-7 with `fallback_random`",
+        "or with dropout off. A train-mode correctness check measures the random numbers, not",
+        "the compiler.",
+    ),
+    example=code_block(
+        """
+        policy.train()  # dropout active
+        torch.manual_seed(42)
+        loss_eager, _ = policy.forward(batch)
+        torch.manual_seed(42)
+        loss_compiled, _ = compiled_forward(batch)
+        assert abs(loss_eager - loss_compiled) < 1e-5  # fails: other dropout masks
+        """
+    ),
+    use_instead=code_block(
+        """
+        import torch._inductor.config as inductor_config
+
+        inductor_config.fallback_random = True  # before compiling; for comparisons only
+        torch.manual_seed(42)
+        loss_eager, _ = policy.forward(batch)
+        torch.manual_seed(42)
+        loss_compiled, _ = compiled_forward(batch)  # same masks as eager
+        """
+    ),
+)
+
+
+NUMERICAL_DIVERGENCE = Rule(
+    code="CD302",
+    name="numerical-divergence",
+    title="Compiled output is further from fp64 than eager is",
+    default_severity=Severity.ERROR,
+    what_it_does=prose(
+        "Compares eager and compiled each against an fp64 eager reference. When compiled's",
+        "error is beyond a small multiple of eager's own, it walks the modules in execution",
+        "order, names the first one that adds error (not the last one that carries it), and",
+        "compiles that module alone to confirm it.",
+    ),
+    why_it_matters=prose(
+        "Eager fp32 is itself off by rounding, and a compiled program that reorders sums and",
+        "fuses ops is off by the same order. An error well beyond eager's own is not rounding:",
+        "a miscompile, a precision change (TF32, reduced-precision reductions) or an op that",
+        "Inductor lowers differently. It changes what the policy does and is worth a minimal",
+        "repro upstream.",
+    ),
+    example=code_block(
+        """
+        reference = fp64_policy.model(batch_fp64)[0]
+        err_eager = (policy.model(batch)[0].double() - reference).abs().max()  # 1e-6
+        err_compiled = (compiled(batch)[0].double() - reference).abs().max()  # 5e-2
+        """
+    ),
+    use_instead=code_block(
+        """
+        # compile the first divergent module alone to confirm it
+        layer = policy.model.encoder.layers[0]
+        torch.testing.assert_close(torch.compile(layer)(x), layer(x))
+        # then minimise it: TORCHDYNAMO_REPRO_AFTER="aot" TORCHDYNAMO_REPRO_LEVEL=4
+        """
+    ),
+)
+
+
+TOLERANCE_TOO_STRICT = Rule(
+    code="CD303",
+    name="tolerance-too-strict",
+    title="An absolute tolerance below rounding noise",
+    default_severity=Severity.INFO,
+    what_it_does=prose(
+        "Flags a failed absolute threshold where compiled is as close to an fp64 reference as",
+        "eager is. In triage, flags an absolute threshold on a loss or an action that lies",
+        "within the rounding noise of fp32 on the report's device.",
+    ),
+    why_it_matters=prose(
+        "A compiled program reorders reductions and fuses operations, so its fp32 results",
+        "differ from eager's in the last bits, and by more on GPUs that use TF32. On a loss of",
+        "order 1, an absolute 1e-5 is about a hundred units in the last place of fp32: less",
+        "than two correct programs differ after millions of multiply-adds (ACT's training",
+        "loss on an H100 differed by 3.7e-4 relative with random numbers taken out). Such a",
+        "threshold fails correct programs; PyTorch's own benchmarks compare each side with an",
+        "fp64 reference instead (`torch._dynamo.utils.same`, compiled within 2-3x of eager's",
+        "RMSE).",
+    ),
+    example=code_block(
+        """
+        assert abs(loss_eager - loss_compiled) < 1e-5  # absolute, whatever the scale
+        """
+    ),
+    use_instead=code_block(
+        """
+        reference = fp64_policy.forward(batch_fp64)[0]  # eager in float64
+        err_eager = abs(loss_eager.double() - reference)
+        err_compiled = abs(loss_compiled.double() - reference)
+        assert err_compiled <= 3 * err_eager + 1e-7  # as close to fp64 as eager is
+        """
+    ),
+)
+
+
+PRECISION_SETTING_MISMATCH = Rule(
+    code="CD304",
+    name="precision-setting-mismatch",
+    title="A precision setting explains the difference",
+    default_severity=Severity.WARNING,
+    what_it_does=prose(
+        "Records the numeric settings of every run (TF32 / `fp32_precision`,",
+        "`torch.get_float32_matmul_precision()`, cuDNN TF32, deterministic algorithms) and, on",
+        "CUDA, repeats the eager/compiled comparison with TF32 off on both sides and on on",
+        "both sides.",
+    ),
+    why_it_matters=prose(
+        "TF32 keeps 10 mantissa bits of matmul and convolution inputs, about 1e-3 relative",
+        "error per product. When the two sides of a comparison run under different settings",
+        "(a flag set between the eager and the compiled run, or Inductor's generated matmuls",
+        "reading the setting at compile time while eager reads it at each call), the",
+        "difference looks like a miscompile but is a setting.",
+    ),
+    example=code_block(
+        """
+        out_eager = policy.model(batch)  # TF32 off
+        torch.set_float32_matmul_precision("high")  # TF32 on from here
+        out_compiled = compiled(batch)  # compared at another precision
+        """
+    ),
+    use_instead=code_block(
+        """
+        torch.set_float32_matmul_precision("highest")  # the same for both sides
+        torch.backends.cudnn.allow_tf32 = False
+        out_eager = policy.model(batch)
+        out_compiled = compiled(batch)
+        """
+    ),
+)
+
+RULES: tuple[Rule, ...] = (
+    RNG_DIVERGENCE,
+    NUMERICAL_DIVERGENCE,
+    TOLERANCE_TOO_STRICT,
+    PRECISION_SETTING_MISMATCH,
+)
+
 
 EVAL, AS_IS, FALLBACK_RANDOM, DROPOUT_OFF = "eval", "as-is", "fallback-random", "dropout-off"
 TF32_OFF, TF32_ON = "tf32-off", "tf32-on"
@@ -103,16 +268,6 @@ def output(item: Mapping[str, Any] | None, name: str) -> Mapping[str, Any] | Non
         if found.get("name") == name:
             return found
     return None
-
-
-def as_number(value: Any) -> float | None:
-    """A figure of the divergence record; None where it is missing or not a number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        return float(value)  # "NaN" / "Infinity" as recorded
-    except ValueError:
-        return None
 
 
 def _sci(value: Any) -> str:
@@ -182,7 +337,7 @@ def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
     both = attribution.get("verdict") == "both"
     rest = " Random numbers explain most of it, not all: see numerical-divergence." if both else ""
     return make_finding(
-        "rng-divergence",
+        RNG_DIVERGENCE,
         severity=Severity.WARNING if both else Severity.INFO,
         confidence="high",
         cause=(
@@ -221,7 +376,7 @@ def _rng_divergence_unconfirmed(section: Mapping[str, Any]) -> Finding | None:
     if not inference or inference.get("passes") is not True:
         return None
     return make_finding(
-        "rng-divergence",
+        RNG_DIVERGENCE,
         severity=Severity.INFO,
         confidence="medium",
         cause=(
@@ -301,7 +456,7 @@ def numerical_divergence(section: Mapping[str, Any]) -> Finding | None:
         cause += f" Not localized ({section.get('localization_note') or 'no localization run'})."
         steps.insert(0, "compile-diagnose ... --localize  # the first module that adds error")
     return make_finding(
-        "numerical-divergence",
+        NUMERICAL_DIVERGENCE,
         **({"title": title} if title else {}),
         confidence=confidence,
         cause=cause,
@@ -400,7 +555,7 @@ def _tolerance(
     if diff < threshold:
         return None
     return make_finding(
-        "tolerance-too-strict",
+        TOLERANCE_TOO_STRICT,
         confidence="high",
         title=f"An absolute {threshold:.0e} on the {label} is below rounding noise",
         cause=(
@@ -444,7 +599,7 @@ def precision_setting_mismatch(section: Mapping[str, Any]) -> Finding | None:
     off_same = output(off, str(on_worst.get("name"))) or {}
     numerics = section.get("numerics") or {}
     return make_finding(
-        "precision-setting-mismatch",
+        PRECISION_SETTING_MISMATCH,
         confidence="high",
         cause=(
             f"With TF32 on for both sides, compiled {on_worst.get('name')} is "

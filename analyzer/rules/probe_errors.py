@@ -9,7 +9,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from analyzer.findings import Finding, Severity, make_finding
+from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
+
+# --- the rules of this family, documented beside their checks --------------------
+
+PROBE_FAILED = Rule(
+    code="CD501",
+    name="probe-failed",
+    title="A probe could not finish",
+    default_severity=Severity.WARNING,
+    what_it_does="Reports a probe that raised, with the first line of its error, while the "
+    "other probes went on.",
+    why_it_matters=prose(
+        "The findings that need that probe's measurements are missing from the diagnosis: a",
+        "diagnosis that looks clean may only be incomplete.",
+    ),
+    example=code_block(
+        """
+        # kernel-timing probe at batch 64 on a 24 GB GPU:
+        # torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB
+        """
+    ),
+    use_instead=code_block(
+        """
+        compile-diagnose act --batch-size 8  # a batch that fits, or skip that probe
+        """
+    ),
+)
+
+RULES: tuple[Rule, ...] = (PROBE_FAILED,)
+
 
 OUT_OF_MEMORY = "OutOfMemoryError"
 
@@ -26,7 +55,7 @@ def _probe_failed(probe: str, error: str, batch_size: int | None) -> Finding:
         evidence["batch_size"] = batch_size
         smaller = max(1, (batch_size or 2) // 2)
         return make_finding(
-            "probe-failed",
+            PROBE_FAILED,
             severity=Severity.ERROR,
             confidence="high",
             title=f"The {probe} probe ran out of memory at batch size {batch_size}",
@@ -38,7 +67,7 @@ def _probe_failed(probe: str, error: str, batch_size: int | None) -> Finding:
             ],
         )
     return make_finding(
-        "probe-failed",
+        PROBE_FAILED,
         confidence="high",
         title=f"The {probe} probe could not finish",
         cause=f"The {probe} probe raised {error}; the findings it feeds are missing.",
@@ -48,35 +77,3 @@ def _probe_failed(probe: str, error: str, batch_size: int | None) -> Finding:
             "report the error with the diagnosis.json attached if it looks like a tool bug",
         ],
     )
-
-
-def compilation_failed_findings(probes: Mapping[str, Any]) -> list[Finding]:
-    benchmark = probes.get("benchmark") or {}
-    error = benchmark.get("compilation_error")
-    if not error:
-        return []
-    entry_point = benchmark.get("compile_error_entry_point")
-    compile_settings = benchmark.get("compile") or {}
-    return [
-        make_finding(
-            "compilation-failed",
-            confidence="high",
-            cause=f"Compiling the {entry_point} entry point raised {error}",
-            evidence={
-                "entry_point": entry_point,
-                "error": error,
-                "backend": compile_settings.get("backend"),
-                "mode": compile_settings.get("mode"),
-                "compile_how": compile_settings.get("how"),
-            },
-            next_steps=[
-                "rerun with --backend aot_eager: if that compiles, the error is Inductor's",
-                "TORCH_LOGS=+dynamo,+inductor compile-diagnose ...  # the full compiler log",
-                "the graph-break table above still shows what dynamo captured",
-            ],
-        )
-    ]
-
-
-def check(probes: Mapping[str, Any]) -> list[Finding]:
-    return compilation_failed_findings(probes)

@@ -17,6 +17,22 @@ from dataclasses import dataclass, field
 
 from analyzer.findings import Finding, make_finding, rank
 from analyzer.reference_report import BenchmarkReport
+from analyzer.rules.benchmark import (
+    BENCHMARK_METHODOLOGY,
+    INSUFFICIENT_SPEEDUP,
+)
+from analyzer.rules.compile import (
+    COMPILATION_FAILED,
+    COMPILED_PATH_NOT_EXERCISED,
+    RECOMPILATION,
+)
+from analyzer.rules.divergence import (
+    NUMERICAL_DIVERGENCE,
+    PRECISION_SETTING_MISMATCH,
+    RNG_DIVERGENCE,
+    TOLERANCE_TOO_STRICT,
+)
+from analyzer.rules.kernels import EAGER_WORK_OUTSIDE_COMPILED_REGION, LAUNCH_BOUND
 
 SPEEDUP_THRESHOLD = 1.1  # reference criteria: both speedups > 1.1
 # A ratio within this of 1.0x is what timing eager against itself gives (the reference report's
@@ -228,7 +244,7 @@ def _compilation_failed(reading: _Reading) -> Finding:
     stage = _failing_stage(error)
     where = f" The error points at {stage}." if stage else ""
     return make_finding(
-        "compilation-failed",
+        COMPILATION_FAILED,
         confidence="high",
         cause=f"torch.compile raised, so no figure of this report measures compiled code.{where}",
         evidence={"compilation_error": first_line},
@@ -293,7 +309,7 @@ def _not_exercised(reading: _Reading) -> list[Finding]:
     _add_times(evidence, reading.report, "inference")
     return [
         make_finding(
-            "compiled-path-not-exercised",
+            COMPILED_PATH_NOT_EXERCISED,
             confidence="high" if near_one else "medium",
             cause=cause,
             evidence=evidence,
@@ -335,7 +351,7 @@ def _non_finite_output(reading: _Reading, what: str, diff: float) -> Finding:
     produced = "NaN" if math.isnan(diff) else "an infinite value"
     key = "max_action_diff_abs" if what == "actions" else "loss_diff_abs"
     return make_finding(
-        "numerical-divergence",
+        NUMERICAL_DIVERGENCE,
         confidence="medium",
         cause=(
             f"The difference between eager and compiled {what} is {diff}: at least one side "
@@ -374,7 +390,7 @@ def _far_beyond_rounding(reading: _Reading, diff: float, band: float) -> list[Fi
         else " Until this is settled the inference speedup cannot be read either."
     )
     miscompile = make_finding(
-        "numerical-divergence",
+        NUMERICAL_DIVERGENCE,
         confidence="low",
         cause=(
             f"The actions differ by {_sci(diff)}, {ratio:,.0f}x the largest difference measured "
@@ -387,7 +403,7 @@ def _far_beyond_rounding(reading: _Reading, diff: float, band: float) -> list[Fi
         impact_error=diff,
     )
     states = make_finding(
-        "benchmark-methodology",
+        BENCHMARK_METHODOLOGY,
         title="The actions may come from different states, not different programs",
         confidence="medium" if same_code else "low",
         cause=(
@@ -409,7 +425,7 @@ def _action_within_rounding(reading: _Reading, diff: float, band: float) -> list
     confidence = "medium" if diff <= band else "low"
     findings = [
         make_finding(
-            "tolerance-too-strict",
+            TOLERANCE_TOO_STRICT,
             confidence=confidence,
             cause=(
                 f"The actions differ by {_sci(diff)}, above the absolute {_sci(threshold)} but "
@@ -428,7 +444,7 @@ def _action_within_rounding(reading: _Reading, diff: float, band: float) -> list
     if reading.device_kind == "cuda":
         findings.append(
             make_finding(
-                "precision-setting-mismatch",
+                PRECISION_SETTING_MISMATCH,
                 confidence="low",
                 cause=(
                     f"On CUDA, TF32 matmuls and convolutions alone move outputs by about 1e-3 "
@@ -463,7 +479,7 @@ def _loss_difference(reading: _Reading) -> list[Finding]:
     else:
         findings.append(
             make_finding(
-                "numerical-divergence",
+                NUMERICAL_DIVERGENCE,
                 confidence="low",
                 cause=(
                     f"A loss difference of {_sci(diff)} is over {FAR_BEYOND:.0f}x the rounding "
@@ -487,7 +503,7 @@ def _rng(
     else:
         drawn = "a training forward with dropout or sampling draws random numbers"
     return make_finding(
-        "rng-divergence",
+        RNG_DIVERGENCE,
         confidence="medium" if randomness else "low",
         cause=(
             f"The training losses differ by {_sci(diff)}, yet that is no evidence of a "
@@ -521,7 +537,7 @@ def _loss_tolerance(
     if reading.device_kind == "unknown":
         confidence = "low"
     return make_finding(
-        "tolerance-too-strict",
+        TOLERANCE_TOO_STRICT,
         confidence=confidence,
         cause=(
             f"An absolute {_sci(threshold)} on a training loss of order 1 is about a hundred "
@@ -560,7 +576,7 @@ def _consistency_metrics(reading: _Reading) -> list[Finding]:
     runs = f"{report.training_runs} training steps" if report.training_runs else "training"
     return [
         make_finding(
-            "benchmark-methodology",
+            BENCHMARK_METHODOLOGY,
             title="The consistency metrics compare two different training runs",
             confidence="high",
             cause=(
@@ -606,7 +622,7 @@ def _timing_near_threshold(reading: _Reading) -> list[Finding]:
         _add_times(evidence, reading.report, entry)
         findings.append(
             make_finding(
-                "benchmark-methodology",
+                BENCHMARK_METHODOLOGY,
                 title=f"The {entry} speedup is within timing noise of the 1.1x bar",
                 confidence="medium",
                 cause=(
@@ -644,7 +660,7 @@ def _unusable_timings(reading: _Reading) -> list[Finding]:
         return []
     return [
         make_finding(
-            "benchmark-methodology",
+            BENCHMARK_METHODOLOGY,
             title="A timing cannot be a measured call",
             confidence="high",
             cause=(
@@ -679,7 +695,7 @@ def _insufficient(reading: _Reading, entry: str, speedup: float) -> Finding:
     _add_times(evidence, report, entry)
     extra = _extra_ms(report, entry)
     return make_finding(
-        "insufficient-speedup",
+        INSUFFICIENT_SPEEDUP,
         title=f"Compiled {entry} is {slower} eager",
         confidence=confidence,
         cause=(
@@ -709,7 +725,7 @@ def _slow_hypotheses(reading: _Reading, entry: str, speedup: float) -> list[Find
     if entry == "inference" and reading.device_kind == "cuda":
         findings.append(
             make_finding(
-                "launch-bound",
+                LAUNCH_BOUND,
                 confidence="medium" if reading.policy == "act" else "low",
                 cause=(
                     f"On an H100, ACT inference launched ~400 kernels a call with the GPU busy "
@@ -726,7 +742,7 @@ def _slow_hypotheses(reading: _Reading, entry: str, speedup: float) -> list[Find
     if entry == "training":
         findings.append(
             make_finding(
-                "eager-work-outside-compiled-region",
+                EAGER_WORK_OUTSIDE_COMPILED_REGION,
                 confidence="medium",
                 cause=(
                     "The reference script compiles the policy's forward; its optimizer step runs "
@@ -761,7 +777,7 @@ def _recompile_in_timing(reading: _Reading, entry: str, speedup: float) -> Findi
     else:
         amount = f"{extra:.1f} ms a call"
     return make_finding(
-        "recompilation",
+        RECOMPILATION,
         confidence="medium" if speedup < 0.5 else "low",
         cause=(
             f"Compiled {entry} took {amount} more than eager: as much as a compile costs "

@@ -22,9 +22,7 @@ from typing import Any
 import torch
 
 from analyzer.diagnosis import Diagnosis, DiagnosisWriter, PhaseClock
-from analyzer.findings import rank
 from analyzer.rules import run_rules
-from analyzer.rules.probe_errors import probe_failed_findings
 from analyzer.runner.interrupt import InterruptWatch
 from probes.benchmark import BenchmarkProbe, BenchmarkSettings, TrainingLoop
 from probes.compile.graph_breaks import (
@@ -41,8 +39,9 @@ from probes.divergence.probe import DROPOUT_OFF, FALLBACK_RANDOM, probe_divergen
 from probes.environment import current_environment
 from probes.errors import first_line
 from probes.kernels.profiling import profile_kernels
+from probes.records.names import INFERENCE, TRAINING
 from probes.records.serialize import to_jsonable
-from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.targets.target import CompileSettings, Target
 
 Progress = Callable[[str], None]
 PROFILED_CALLS = 3  # per side and entry point: the profiles are for kernel counts, not timing
@@ -109,10 +108,9 @@ class DiagnosisRun:
     def conclude(self) -> None:
         """Findings from whatever was measured; then the final write."""
         diagnosis = self.diagnosis
-        failed = probe_failed_findings(
-            diagnosis.probe_errors, self.target.description.get("batch_size")
+        diagnosis.findings = run_rules(
+            diagnosis.probes, diagnosis.probe_errors, self.target.description.get("batch_size")
         )
-        diagnosis.findings = rank(run_rules(diagnosis.probes) + failed)
         self.diagnosis.phase_seconds["total"] = self.clock.total()
         self.writer.save()
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch._dynamo
 
+from probes.records.location import SourceLocation
 from probes.records.serialize import to_jsonable
 
 if TYPE_CHECKING:
@@ -53,8 +54,9 @@ FULLGRAPH_KEY = "fullgraph"
 RECOMPILES_KEY = "recompiles"
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
+# This tool's own frames, never the user's: the packages beside `probes/` (probes/compile/ here).
 _TOOL_DIRS = tuple(
-    str(Path(__file__).resolve().parent.parent / d) + os.sep for d in ("probes", "analyzer")
+    str(Path(__file__).resolve().parents[2] / d) + os.sep for d in ("probes", "analyzer")
 )
 _RESUME_NAME = re.compile(r"^torch_dynamo_resume_in_(?P<name>.+)_at_\d+$")
 _FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+?)\s*$')
@@ -68,16 +70,6 @@ _PLACEHOLDER_GB_TYPE = {"generic_jump": "Data-dependent branching"}
 _PREAMBLE = ("Encountered graph break", "*** While handling this graph break")
 
 
-@dataclass(frozen=True)
-class CodeLocation:
-    """A line of user code; the same fields as `analyzer.findings.SourceLocation`."""
-
-    filename: str
-    lineno: int
-    function: str = ""
-    code: str = ""  # the source line itself, stripped
-
-
 @dataclass
 class GraphBreak:
     """One distinct graph break: one reason at one place in the user's code."""
@@ -85,8 +77,8 @@ class GraphBreak:
     reason: str  # the break type, the first line of dynamo's reason
     category: str  # scalar-read, data-dependent-branch, print-logging, unsupported-call, ...
     hits: int  # graphs that ended here in the explained call (1 when only the log saw it)
-    location: CodeLocation | None  # innermost frame of user code
-    user_stack: list[CodeLocation] = field(default_factory=list)  # outermost first
+    location: SourceLocation | None  # innermost frame of user code
+    user_stack: list[SourceLocation] = field(default_factory=list)  # outermost first
     gb_id: str | None = None  # "GB0124": torch's id for the break type, when it has one
     explanation: str | None = None  # dynamo's explanation, specific to this break
     hints: list[str] = field(default_factory=list)  # torch's, filled in (else its registry's)
@@ -133,7 +125,7 @@ class _Occurrence:
     """One break as one source saw it, before distinct breaks are merged."""
 
     text: str  # dynamo's full reason
-    stack: list[CodeLocation]  # trimmed to user code, outermost first
+    stack: list[SourceLocation]  # trimmed to user code, outermost first
     graph_index: int | None = None
     order: int = 1 << 30  # when dynamo met it during the call (its place in the log)
 
@@ -217,21 +209,21 @@ def graph_breaks_section(
 # --- where a break is ------------------------------------------------------------------------
 
 
-def user_code_stack(frames: Sequence[CodeLocation]) -> list[CodeLocation]:
+def user_code_stack(frames: Sequence[SourceLocation]) -> list[SourceLocation]:
     """The frames of the user's code: drop the callers of this tool, torch, and the tool."""
     last_tool = max((i for i, f in enumerate(frames) if _is_tool_file(f.filename)), default=-1)
     return [f for f in frames[last_tool + 1 :] if not is_torch_file(f.filename)]
 
 
-def code_location(filename: str, lineno: int, function: str = "") -> CodeLocation:
+def code_location(filename: str, lineno: int, function: str = "") -> SourceLocation:
     """A location with the source line read from the file and dynamo's resume names undone."""
     match = _RESUME_NAME.match(function)
     if match:  # the code after a break runs in a function dynamo made: name the user's
         function = match["name"]
-    return CodeLocation(filename, lineno, function, linecache.getline(filename, lineno).strip())
+    return SourceLocation(filename, lineno, function, linecache.getline(filename, lineno).strip())
 
 
-def parse_stack_lines(text: str) -> list[CodeLocation]:
+def parse_stack_lines(text: str) -> list[SourceLocation]:
     """Frames of a formatted traceback ('File "x.py", line 3, in f'), outermost first."""
     frames = []
     for line in text.splitlines():
@@ -249,7 +241,7 @@ def _is_tool_file(filename: str) -> bool:
     return filename.startswith(_TOOL_DIRS)
 
 
-def _frames_of(summaries: Sequence[traceback.FrameSummary]) -> list[CodeLocation]:
+def _frames_of(summaries: Sequence[traceback.FrameSummary]) -> list[SourceLocation]:
     return [code_location(s.filename, s.lineno or 0, s.name) for s in summaries]
 
 
@@ -273,7 +265,7 @@ class _LogRecord:
     filename: str
     lineno: int
     text: str  # the reason
-    stack: list[CodeLocation]
+    stack: list[SourceLocation]
 
 
 def _parse_log_record(message: str) -> _LogRecord | None:

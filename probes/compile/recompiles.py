@@ -28,7 +28,7 @@ import torch._dynamo
 import torch._dynamo.utils as dynamo_utils
 
 from probes.compile.graph_breaks import (
-    CodeLocation,
+    SourceLocation,
     code_location,
     is_torch_file,
     parse_stack_lines,
@@ -56,7 +56,7 @@ class Recompile:
     function: str | None  # the code dynamo compiled
     guard: str  # the failing guard, e.g. "len(fn.__self__._action_queue) == 4"
     guard_source: str | None  # the user's line the guard came from, as dynamo quotes it
-    location: CodeLocation | None  # where that line is
+    location: SourceLocation | None  # where that line is
     reason: str  # dynamo's recompile reason, first line
     limit_hit: bool = False  # refused: the function had reached the recompile limit
 
@@ -167,7 +167,7 @@ def _is_limit(metrics: Any) -> bool:
     return _LIMIT_EXCEEDED in (metrics.fail_reason or "").lower()
 
 
-def _guard_of(reason: str) -> tuple[str, str | None, CodeLocation | None]:
+def _guard_of(reason: str) -> tuple[str, str | None, SourceLocation | None]:
     """Split dynamo's guard failure into the guard, the user's line and where that line is.
 
     Dynamo writes `0/1: <guard>   # <source line>  # <file>:<line> in <function>`, then

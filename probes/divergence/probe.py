@@ -55,7 +55,8 @@ from probes.divergence.scenarios import (
 )
 from probes.environment import NumericSettings
 from probes.errors import compile_error_line
-from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.records.names import INFERENCE, TRAINING
+from probes.targets.target import CompileSettings, Target
 
 DEFAULT_SEED = 42  # the reference script's seed
 

@@ -19,7 +19,8 @@ from torch import nn
 from probes.divergence.dropout import DropoutSites, dropout_disabled
 from probes.divergence.fp64_reference import run_float64
 from probes.divergence.tf32 import tf32
-from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.records.names import INFERENCE, TRAINING
+from probes.targets.target import CompileSettings, Target
 
 Outputs = dict[str, torch.Tensor]
 GRAD_PREFIX = "grad:"

@@ -59,3 +59,17 @@ def write_json_atomic(path: Path, value: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(dumps(value) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def as_number(value: Any) -> float | None:
+    """A recorded figure as a float; None where it is missing or not a number.
+
+    Reads the markers `to_jsonable` writes for non-finite floats ("NaN", "Infinity") back as
+    floats; a boolean is not a figure.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None

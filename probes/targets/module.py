@@ -23,7 +23,8 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from probes.errors import TargetError, first_line
-from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.records.names import INFERENCE, TRAINING
+from probes.targets.target import CompileSettings, Target
 
 # module: torch.compile(model), the wrapper most code writes; inplace: model.compile(), which
 # compiles the same forward but leaves the model its own class and state_dict keys.

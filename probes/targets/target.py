@@ -15,8 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-INFERENCE = "inference"
-TRAINING = "training"
+from probes.records.names import INFERENCE, TRAINING
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from probes.errors import TargetError, first_line
+from probes.records.names import INFERENCE, TRAINING
 from probes.targets.lerobot.presets import PolicySpec, Preset, choose_preset, policy_spec
-from probes.targets.target import INFERENCE, TRAINING, CompileSettings, Target
+from probes.targets.target import CompileSettings, Target
 
 COMPILE_HOW = ("model", "methods", "wrapper", "config")
 DEFAULT_COMPILE_HOW = "model"

@@ -1,0 +1,107 @@
+"""How a number reads, wherever the analyzer shows one: one formatter for rules and renderers.
+
+Rules write figures into their cause sentences and renderers into tables; both take them from
+here so that a loss difference reads the same in a finding, a table and the Markdown report.
+Every function takes the recorded form too: None (not measured) and the markers "NaN",
+"Infinity" and "-Infinity" that `probes.records.serialize` writes for non-finite floats.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from probes.records.serialize import as_number
+
+MISSING = "—"  # a figure that was not measured, in a table cell
+
+
+def sci(value: Any, missing: str = MISSING) -> str:
+    """An absolute difference or error as the reference report writes it: 8.93e-05, 0, NaN."""
+    number = as_number(value)
+    if number is None:
+        return missing
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    return "0" if number == 0 else f"{number:.2e}"
+
+
+def ms(value: Any, missing: str = MISSING) -> str:
+    """A duration recorded in milliseconds: 12.34 ms, 1,234 ms, or 56.7 µs below 0.1 ms."""
+    number = as_number(value)
+    if number is None or not math.isfinite(number):
+        return missing if number is None else sci(number)
+    if abs(number) < 0.1:
+        return f"{number * 1e3:.1f} µs"
+    if abs(number) >= 100:
+        return f"{number:,.0f} ms"
+    return f"{number:.2f} ms"
+
+
+def times(value: Any, missing: str = MISSING, digits: int = 2) -> str:
+    """A speedup or a ratio of errors: 1.23x."""
+    number = as_number(value)
+    if number is None:
+        return missing
+    if not math.isfinite(number):
+        return sci(number)
+    return f"{number:,.{digits}f}x"
+
+
+def speedup_range(ratio: Any, low: Any, high: Any, missing: str = MISSING) -> str:
+    """A speedup with the range its timing spread allows: 1.23x (1.10–1.40x)."""
+    if as_number(ratio) is None:
+        return missing
+    if as_number(low) is None or as_number(high) is None:
+        return times(ratio)
+    return f"{times(ratio)} ({as_number(low):.2f}–{as_number(high):.2f}x)"
+
+
+def percent(fraction: Any, missing: str = MISSING) -> str:
+    """A fraction as a percentage: 0.257 -> 25.7 %."""
+    number = as_number(fraction)
+    return missing if number is None else f"{100 * number:.1f} %"
+
+
+def count(value: Any, missing: str = MISSING) -> str:
+    """A count, or a count per call: 404, 12.5."""
+    number = as_number(value)
+    if number is None:
+        return missing
+    if not math.isfinite(number):
+        return sci(number)
+    return f"{number:,.0f}" if number == int(number) else f"{number:,.1f}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def format_number(value: float | int) -> str:
+    """Any figure as a person reads it: 22.32, 8.93e-05, 0.0, NaN, inf, 12,345."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0.0"
+    if 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4g}"
+    return f"{value:.2e}"  # as the reference report writes them: 8.93e-05
+
+
+# Snippets that are shell commands rather than Python, for syntax highlighting.
+_SHELL_PREFIXES = ("compile-diagnose ", "export ", "$ ")
+
+
+def snippet_language(snippet: str) -> str:
+    """ "shell" for a command line, "python" for anything else: how to highlight an example."""
+    lines = [line for line in snippet.splitlines() if line.strip()]
+    first = next((line for line in lines if not line.startswith("#")), "")
+    return "shell" if first.startswith(_SHELL_PREFIXES) else "python"

@@ -1,0 +1,20 @@
+"""Names the record uses as keys, defined once for the probes that write them and the rules and
+renderers that read them: the probes of a diagnosis and the entry points they call."""
+
+from __future__ import annotations
+
+# Entry points: the calls a diagnosis times and compares.
+INFERENCE = "inference"
+TRAINING = "training"
+ENTRY_POINTS = (INFERENCE, TRAINING)
+
+# Probe names as `diagnosis.json` records them under "probes", in the order a run takes them.
+GRAPH_BREAKS = "graph_breaks"
+BENCHMARK = "benchmark"
+DIVERGENCE = "divergence"
+KERNELS = "kernels"
+RECOMPILES = "recompiles"
+COMPILE_TRACE = "compile_trace"
+PROBES = (GRAPH_BREAKS, BENCHMARK, DIVERGENCE, KERNELS, RECOMPILES, COMPILE_TRACE)
+# Probes that measure on the benchmark's compiled copies: selecting one runs the benchmark too.
+NEEDS_BENCHMARK = (KERNELS, DIVERGENCE, RECOMPILES)
