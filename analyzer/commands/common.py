@@ -64,12 +64,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="also write the report as Markdown to PATH (always written to <out>/report.md)",
     )
+    add_json_option(parser, "the diagnosis")
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--json [PATH]`, the same on every command: no PATH or "-" is stdout (then no table)."""
     parser.add_argument(
         "--json",
         nargs="?",
         const="-",
         metavar="PATH",
-        help="write the diagnosis as JSON to PATH, or to stdout with no PATH (then no table)",
+        help=f"write {what} as JSON to PATH, or to stdout with no PATH or '-' (then no table)",
     )
 
 
