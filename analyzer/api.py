@@ -22,16 +22,12 @@ from torch import nn
 
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
+from analyzer.runner.diagnose import diagnose
+from analyzer.runner.settings import compile_settings, selected_probes
+from analyzer.runner.settings import out_dir as resolve_out_dir
 from probes.benchmark import BenchmarkSettings
 from probes.errors import TargetError
 from probes.targets.module import DEFAULT_COMPILE_HOW, ModuleRunDefaults, module_target
-from probes.targets.target import CompileSettings, Target
-
-# Probe names as `diagnosis.json` records them under "probes", in the order a run takes them.
-PROBES = ("graph_breaks", "benchmark", "divergence", "kernels", "recompiles", "compile_trace")
-# Probes that measure on the benchmark's compiled copies: selecting one runs the benchmark too.
-NEEDS_BENCHMARK = ("kernels", "divergence", "recompiles")
-MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def diagnose_module(
@@ -82,8 +78,8 @@ def diagnose_module(
         UsageError: one line, when the arguments do not fit (an unknown probe, mode or backend,
             inputs the model fails on, a loss that is not a scalar tensor).
     """
-    selected, notes = _selected_probes(probes)
-    compile_settings = _compile_settings(mode, backend, compile_how)
+    selected, notes = selected_probes(probes)
+    settings = compile_settings(mode, backend, compile_how)
     benchmark = benchmark or _default_benchmark()
     try:
         target = module_target(
@@ -96,83 +92,16 @@ def diagnose_module(
         )
     except TargetError as error:
         raise UsageError(str(error)) from None
-    return run_diagnosis(
+    return diagnose(
         target,
-        compile_settings,
+        settings,
         benchmark,
         command=f"diagnose_module({target.name})",
-        out_dir=_out_dir(out_dir),
+        out_dir=resolve_out_dir(out_dir),
         probes=selected,
         notes=notes,
         rng_what_if=rng_what_if,
     )
-
-
-def run_diagnosis(
-    target: Target,
-    compile_settings: CompileSettings,
-    benchmark: BenchmarkSettings,
-    *,
-    command: str,
-    out_dir: Path | None,
-    probes: frozenset[str] | None = None,
-    notes: list[str] | None = None,
-    progress: Callable[[str], None] = lambda _text: None,
-    rng_what_if: bool | None = None,
-) -> Diagnosis:
-    """Run the probes on a built target; what `diagnose_module` and the commands share."""
-    from analyzer.runner.run import DiagnosisRun
-    from analyzer.runner.session import quiet_torch_warnings
-
-    diagnosis = Diagnosis(command=command)
-    diagnosis.notes.extend(notes or [])
-    run = DiagnosisRun(
-        target,
-        compile_settings,
-        benchmark,
-        diagnosis,
-        out_dir,
-        progress=progress,
-        probes=probes,
-        rng_what_if=rng_what_if,
-    )
-    with quiet_torch_warnings():  # the diagnosis reports its breaks, located; torch's repeat them
-        return run.run()
-
-
-def _selected_probes(probes: Iterable[str] | None) -> tuple[frozenset[str] | None, list[str]]:
-    if probes is None:
-        return None, []
-    if isinstance(probes, str):  # probes="graph_breaks" means one probe, not eleven letters
-        probes = [probes]
-    selected = set(probes)
-    unknown = sorted(selected - set(PROBES))
-    if unknown:
-        raise UsageError(f"unknown probe {', '.join(unknown)}; probes: {', '.join(PROBES)}")
-    notes = []
-    needing = sorted(name for name in selected & set(NEEDS_BENCHMARK))
-    if needing and "benchmark" not in selected:
-        selected.add("benchmark")
-        notes.append(
-            f"{', '.join(needing)} measure(s) the benchmark's compiled copies: benchmark ran too"
-        )
-    skipped = [name for name in PROBES if name not in selected]
-    notes.append(
-        f"probes selected: {', '.join(p for p in PROBES if p in selected)}; "
-        f"not run: {', '.join(skipped) or 'none'}"
-    )
-    return frozenset(selected), notes
-
-
-def _compile_settings(mode: str, backend: str, how: str) -> CompileSettings:
-    if mode not in MODES:
-        raise UsageError(f"mode {mode!r}: choose from {', '.join(MODES)}")
-    import torch._dynamo
-
-    known = set(torch._dynamo.list_backends(exclude_tags=())) | {"inductor", "eager", "aot_eager"}
-    if backend not in known:
-        raise UsageError(f"backend {backend!r}: unknown; known: {', '.join(sorted(known))}")
-    return CompileSettings(mode=None if mode == "default" else mode, backend=backend, how=how)
 
 
 def _default_benchmark() -> BenchmarkSettings:
@@ -182,14 +111,3 @@ def _default_benchmark() -> BenchmarkSettings:
         iters_training=defaults.iters_training,
         warmup=defaults.warmup,
     )
-
-
-def _out_dir(out_dir: str | Path | None) -> Path | None:
-    if out_dir is None:
-        return None
-    path = Path(out_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"out_dir {path}: cannot write there ({error.strerror})") from None
-    return path

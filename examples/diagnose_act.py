@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from analyzer.api import run_diagnosis
+from analyzer.runner.diagnose import diagnose
 from probes.benchmark import BenchmarkSettings
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 from probes.targets.target import CompileSettings
@@ -31,7 +31,7 @@ def main() -> None:
 
     request = PolicyRequest(policy="act", device=torch.device(args.device), preset=args.preset)
     target, preset = build_target(request)
-    diagnosis = run_diagnosis(
+    diagnosis = diagnose(
         target,
         CompileSettings(backend=args.backend, how="model"),  # policy.model.compile() on a copy
         BenchmarkSettings(

@@ -15,7 +15,7 @@ from collections import Counter
 
 import torch
 
-from analyzer.api import run_diagnosis
+from analyzer.runner.diagnose import diagnose
 from probes.benchmark import BenchmarkSettings
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 from probes.targets.lerobot.presets import POLICIES
@@ -45,7 +45,7 @@ def main() -> None:
             continue
         request = PolicyRequest(name, torch.device(args.device), preset=args.preset)
         target, _ = build_target(request)
-        diagnosis = run_diagnosis(
+        diagnosis = diagnose(
             target,
             CompileSettings(),
             settings,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from analyzer.api import run_diagnosis
 from analyzer.diagnosis import Diagnosis
+from analyzer.runner.diagnose import diagnose
 from probes.benchmark import BenchmarkSettings
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 from probes.targets.target import CompileSettings, Target
@@ -33,7 +33,7 @@ def tiny(policy: str) -> Target:
 
 
 def quick_diagnosis(target: Target, probes: set[str]) -> Diagnosis:
-    return run_diagnosis(
+    return diagnose(
         target,
         CompileSettings(backend="aot_eager", how="model"),
         QUICK,

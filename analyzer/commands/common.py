@@ -1,4 +1,4 @@
-"""What every diagnosis command shares: run options, their checks, progress and the report."""
+"""What every diagnosis command shares: run options, progress, running and showing a diagnosis."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
-
-MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+from analyzer.runner.settings import MODES
 
 
 def positive_int(text: str) -> int:
@@ -78,45 +78,6 @@ def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def resolve_device(requested: str | None):
-    import torch
-
-    if requested is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise UsageError(f"--device {requested}: not a device (use cpu, cuda or cuda:N)") from None
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {requested}: only cpu and cuda are supported")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"--device {requested}: CUDA is not available on this machine "
-            "(torch.cuda.is_available() is False); use --device cpu"
-        )
-    return device
-
-
-def check_backend(backend: str) -> None:
-    import torch._dynamo
-
-    known = set(torch._dynamo.list_backends(exclude_tags=())) | {"inductor", "eager", "aot_eager"}
-    if backend not in known:
-        raise UsageError(f"--backend {backend}: unknown backend; known: {', '.join(sorted(known))}")
-
-
-def prepare_out_dir(requested: Path | None, name: str) -> Path:
-    out = requested or Path("compile-diagnose-out") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
-    return out
-
-
 @contextlib.contextmanager
 def progress_reporter(console: Console) -> Iterator[Callable[[str], None]]:
     """A spinner with elapsed time on a terminal; silence when output goes to a file or pipe."""
@@ -153,3 +114,60 @@ def write_text_output(destination: str, text: str, option: str) -> None:
 
 def write_json_output(destination: str, text: str) -> None:
     write_text_output(destination, text, "--json")
+
+
+EXIT_HEALTHY = 0
+EXIT_ERROR_FINDING = 1
+
+
+def diagnose_and_show(
+    args: argparse.Namespace, build: Callable[[], tuple[Any, Any]], out_dir: Path, *, how: str
+) -> int:
+    """Build the target (with progress on stderr), run the diagnosis, then show or write it.
+
+    `build()` returns the target and the defaults of its preset (iteration counts).
+    """
+    from analyzer.runner.diagnose import diagnose
+    from analyzer.runner.settings import compile_settings
+    from probes.benchmark import BenchmarkSettings
+
+    settings = compile_settings(args.mode, args.backend, how)
+    with progress_reporter(stderr_console()) as progress:
+        progress("building the target and its inputs")
+        target, defaults = build()
+        benchmark = BenchmarkSettings(
+            iters_inference=args.iters_inference or defaults.iters_inference,
+            iters_training=args.iters_training or defaults.iters_training,
+            warmup=args.warmup or defaults.warmup,
+            seed=args.seed,
+        )
+        diagnosis = diagnose(
+            target,
+            settings,
+            benchmark,
+            command=args.command,
+            out_dir=out_dir,
+            progress=progress,
+            localize=args.localize,
+            rng_what_if=args.rng_what_if,
+            fresh_cache=args.fresh_cache,
+        )
+    show(diagnosis, args)
+    return EXIT_ERROR_FINDING if diagnosis.has_errors else EXIT_HEALTHY
+
+
+def show(diagnosis: Diagnosis, args: argparse.Namespace) -> None:
+    """The report beside diagnosis.json, then JSON (--json) or the Rich view on stdout."""
+    from analyzer.render.diagnosis import diagnosis_view
+    from analyzer.render.report_markdown import report_markdown
+
+    markdown = report_markdown(diagnosis.to_dict(), diagnosis.findings)
+    if diagnosis.out_dir is not None:
+        (Path(diagnosis.out_dir) / "report.md").write_text(markdown, encoding="utf-8")
+    if args.markdown:
+        write_text_output(args.markdown, markdown, "--markdown")
+    if args.json is not None:
+        write_json_output(args.json, diagnosis.to_json())
+        if args.json == "-":
+            return
+    Console().print(diagnosis_view(diagnosis.to_dict(), diagnosis.findings))

@@ -6,7 +6,8 @@ import argparse
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
+
+from analyzer.render.policies import PolicyRow, policy_list_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,25 +18,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def policy_table() -> Table:
+    """The installed lerobot's policies, with the presets this tool has for each."""
     import lerobot.policies  # noqa: F401  (registers every policy config)
     from lerobot.configs.policies import PreTrainedConfig
 
     from probes.targets.lerobot.presets import POLICIES
 
-    table = Table(title="LeRobot policies (installed lerobot)", title_justify="left")
-    table.add_column("policy")
-    table.add_column("presets (CUDA / CPU default)")
-    table.add_column("what it needs")
+    rows = []
     for name in sorted(PreTrainedConfig.get_known_choices()):
         spec = POLICIES.get(name)
         if spec is None:
-            table.add_row(name, "–", "not supported by compile-diagnose yet")
+            rows.append(PolicyRow(name))
             continue
-        presets = ", ".join(spec.presets)
-        # Text, not markup: "lerobot[pi]" would read as a style tag
-        needs = Text(spec.what_it_needs())
-        table.add_row(name, f"{presets} ({spec.cuda_preset} / {spec.cpu_preset})", needs)
-    return table
+        rows.append(
+            PolicyRow(name, spec.presets, spec.cuda_preset, spec.cpu_preset, spec.what_it_needs())
+        )
+    return policy_list_table(rows)
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -15,12 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from analyzer.commands.common import (
-    add_run_options,
-    check_backend,
-    prepare_out_dir,
-    resolve_device,
-)
+from analyzer.commands.common import add_run_options, diagnose_and_show
 from analyzer.errors import UsageError
 
 SPEC_HELP = (
@@ -61,7 +56,8 @@ class FactoryResult:
 
 
 def run_module(args: argparse.Namespace) -> int:
-    from analyzer.runner.session import diagnose_and_report
+    from analyzer.runner.settings import check_backend, resolve_device
+    from analyzer.runner.settings import out_dir as resolve_out_dir
     from probes.errors import TargetError
     from probes.targets.module import ModuleRunDefaults, module_target
 
@@ -69,7 +65,7 @@ def run_module(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     check_backend(args.backend)
     made = call_factory(path, factory_name)
-    out_dir = prepare_out_dir(args.out, f"module-{path.stem}")
+    out_dir = resolve_out_dir(args.out, f"module-{path.stem}")
 
     def build():
         try:
@@ -85,7 +81,7 @@ def run_module(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.spec}: {error}") from None
         return target, ModuleRunDefaults()
 
-    return diagnose_and_report(args, build, out_dir, how=args.compile_how)
+    return diagnose_and_show(args, build, out_dir, how=args.compile_how)
 
 
 def split_spec(spec: str) -> tuple[Path, str]:

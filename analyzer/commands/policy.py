@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from analyzer.commands.common import (
-    add_run_options,
-    check_backend,
-    positive_int,
-    prepare_out_dir,
-    resolve_device,
-)
+from analyzer.commands.common import add_run_options, diagnose_and_show, positive_int
 from analyzer.errors import UsageError
 
 POLICY_OVERRIDE_PREFIX = "--policy."
@@ -68,13 +62,14 @@ def split_policy_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    from analyzer.runner.session import diagnose_and_report
+    from analyzer.runner.settings import check_backend, resolve_device
+    from analyzer.runner.settings import out_dir as resolve_out_dir
     from probes.errors import TargetError
     from probes.targets.lerobot.policy import PolicyRequest, build_target
 
     device = resolve_device(args.device)
     check_backend(args.backend)
-    out_dir = prepare_out_dir(args.out, args.policy)
+    out_dir = resolve_out_dir(args.out, args.policy)
     request = PolicyRequest(
         policy=args.policy,
         device=device,
@@ -93,4 +88,4 @@ def run_policy(args: argparse.Namespace) -> int:
         except TargetError as error:
             raise UsageError(str(error)) from None
 
-    return diagnose_and_report(args, build, out_dir, how=args.compile_how)
+    return diagnose_and_show(args, build, out_dir, how=args.compile_how)

@@ -1,0 +1,87 @@
+"""The one way a diagnosis runs, for the Python API and every command.
+
+`diagnose` takes a built target and its settings and runs the probes in order (`DiagnosisRun`),
+with torch's duplicate warnings quiet and, when asked, an empty Inductor cache; it returns the
+`Diagnosis`, already written to `<out>/diagnosis.json` when there is an out folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+
+from analyzer.diagnosis import Diagnosis
+from analyzer.runner.run import DiagnosisRun
+from probes.benchmark import BenchmarkSettings
+from probes.targets.target import CompileSettings, Target
+
+# torch's own warnings (e.g. "Graph break from `Tensor.item()`") repeat, unlocated, what the
+# diagnosis reports with its source line; on a terminal they would interleave with the progress.
+QUIET_LOGGERS = ("torch._dynamo", "torch._inductor")
+
+
+def diagnose(
+    target: Target,
+    compile_settings: CompileSettings,
+    benchmark: BenchmarkSettings,
+    *,
+    command: str,
+    out_dir: Path | None,
+    probes: Collection[str] | None = None,
+    notes: list[str] | None = None,
+    progress: Callable[[str], None] = lambda _text: None,
+    localize: bool | None = None,
+    rng_what_if: bool | None = None,
+    fresh_cache: bool = False,
+) -> Diagnosis:
+    """Run the probes on a built target and return what they measured and concluded."""
+    diagnosis = Diagnosis(command=command)
+    diagnosis.notes.extend(notes or [])
+    run = DiagnosisRun(
+        target,
+        compile_settings,
+        benchmark,
+        diagnosis,
+        out_dir,
+        progress=progress,
+        localize=localize,
+        probes=probes,
+        rng_what_if=rng_what_if,
+    )
+    with quiet_torch_warnings(), inductor_cache(fresh_cache):
+        return run.run()
+
+
+@contextlib.contextmanager
+def quiet_torch_warnings() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def inductor_cache(fresh: bool) -> Iterator[None]:
+    """A throw-away Inductor cache for cold-start numbers; else Inductor's usual one."""
+    if not fresh:
+        yield
+        return
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="compile-diagnose-inductor-") as folder:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous

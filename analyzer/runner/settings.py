@@ -1,0 +1,109 @@
+"""What a diagnosis is asked to do, checked once for the Python API and every command.
+
+Each check ends in a `UsageError` with one line the user can act on: an unknown mode or backend,
+a device this machine lacks, a probe that does not exist, an output folder that cannot be written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analyzer.errors import UsageError
+from probes.records.names import BENCHMARK, NEEDS_BENCHMARK, PROBES
+
+if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
+    import torch
+
+    from probes.targets.target import CompileSettings
+
+MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+DEFAULT_OUT_ROOT = Path("compile-diagnose-out")
+
+
+def compile_settings(mode: str, backend: str, how: str) -> CompileSettings:
+    """The compiled twin's settings, once the mode and backend are known to torch."""
+    from probes.targets.target import CompileSettings
+
+    if mode not in MODES:
+        raise UsageError(f"mode {mode!r}: choose from {', '.join(MODES)}")
+    check_backend(backend)
+    return CompileSettings(mode=None if mode == "default" else mode, backend=backend, how=how)
+
+
+def check_backend(backend: str) -> None:
+    import torch._dynamo
+
+    known = set(torch._dynamo.list_backends(exclude_tags=())) | {"inductor", "eager", "aot_eager"}
+    if backend not in known:
+        raise UsageError(f"backend {backend!r}: unknown backend; known: {', '.join(sorted(known))}")
+
+
+def resolve_device(requested: str | torch.device | None) -> torch.device:
+    """The device asked for, or CUDA when there is one; a device this machine lacks is an error."""
+    import torch
+
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise UsageError(f"device {requested}: not a device (use cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"device {requested}: only cpu and cuda are supported")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"device {requested}: CUDA is not available on this machine "
+            "(torch.cuda.is_available() is False); use cpu"
+        )
+    return device
+
+
+def selected_probes(probes: Iterable[str] | None) -> tuple[frozenset[str] | None, list[str]]:
+    """The probes to run (None: all) and the notes that say what was selected and why."""
+    if probes is None:
+        return None, []
+    if isinstance(probes, str):  # probes="graph_breaks" means one probe, not eleven letters
+        probes = [probes]
+    selected = set(probes)
+    unknown = sorted(selected - set(PROBES))
+    if unknown:
+        raise UsageError(f"unknown probe {', '.join(unknown)}; probes: {', '.join(PROBES)}")
+    notes = []
+    needing = sorted(name for name in selected & set(NEEDS_BENCHMARK))
+    if needing and BENCHMARK not in selected:
+        selected.add(BENCHMARK)
+        notes.append(
+            f"{', '.join(needing)} measure(s) the benchmark's compiled copies: benchmark ran too"
+        )
+    skipped = [name for name in PROBES if name not in selected]
+    notes.append(
+        f"probes selected: {', '.join(p for p in PROBES if p in selected)}; "
+        f"not run: {', '.join(skipped) or 'none'}"
+    )
+    return frozenset(selected), notes
+
+
+def out_dir(requested: str | Path | None, name: str | None = None) -> Path | None:
+    """The output folder, made and checked writable; None when none is asked for and no name.
+
+    With `name`, a missing folder defaults to ./compile-diagnose-out/<name>-<time>/ (commands);
+    without it, no folder means no files (the Python API's `out_dir=None`).
+    """
+    if requested is None and name is None:
+        return None
+    path = Path(requested) if requested is not None else _timestamped(name or "diagnosis")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"out {path}: cannot write there ({error.strerror or error})") from None
+    return path
+
+
+def _timestamped(name: str) -> Path:
+    return DEFAULT_OUT_ROOT / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
