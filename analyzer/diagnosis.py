@@ -1,19 +1,16 @@
-"""A diagnosis: the record of one run, written to disk as it grows.
+"""A diagnosis: the record of one run, what `diagnosis.json` holds.
 
-`Diagnosis` holds everything a run measured and concluded. `DiagnosisWriter` writes
-`diagnosis.json` after every probe, so an interruption or a later failure loses nothing that was
-measured. The orchestration of probes for a target lives in `analyzer.runner.run`.
+`Diagnosis` holds everything a run measured and concluded. The runner (`analyzer.runner`) fills
+it and writes it after every probe (`analyzer.runner.writer`); renderers read its JSON form.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from analyzer.findings import Finding
-from probes.records.serialize import dumps, to_jsonable, write_json_atomic
+from probes.records.serialize import dumps, to_jsonable
 
 SCHEMA_VERSION = 1
 DIAGNOSIS_FILE = "diagnosis.json"
@@ -37,6 +34,9 @@ class Diagnosis:
     probes: dict[str, Any] = field(default_factory=dict)  # probe name -> recorded JSON result
     probe_errors: dict[str, str] = field(default_factory=dict)  # probe name -> first line
     reference_metrics: dict[str, Any] | None = None  # the reference report's Raw Data keys
+    # The reference verdict and how the findings read it (`analyzer.verdict.VerdictReading`'s
+    # record), made once at the end of a run so that every renderer shows it as stored.
+    verdict: dict[str, Any] | None = None
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
@@ -56,43 +56,3 @@ class Diagnosis:
     @property
     def has_errors(self) -> bool:
         return any(f.severity == "error" for f in self.findings)
-
-
-class DiagnosisWriter:
-    """Keeps `<out>/diagnosis.json` equal to the diagnosis after every change."""
-
-    def __init__(self, diagnosis: Diagnosis, out_dir: Path | None) -> None:
-        self.diagnosis = diagnosis
-        self.out_dir = out_dir
-        if out_dir is not None:
-            diagnosis.out_dir = str(out_dir)
-
-    @property
-    def path(self) -> Path | None:
-        return None if self.out_dir is None else self.out_dir / DIAGNOSIS_FILE
-
-    def save(self) -> None:
-        if self.path is not None:
-            write_json_atomic(self.path, self.diagnosis.to_dict())
-
-    def record_probe(self, name: str, result: Any) -> None:
-        self.diagnosis.probes[name] = to_jsonable(result)
-        self.save()
-
-    def record_error(self, name: str, message: str) -> None:
-        self.diagnosis.probe_errors[name] = message
-        self.save()
-
-
-class PhaseClock:
-    """Seconds spent per phase of a diagnosis (compile, timing, profiling, ...)."""
-
-    def __init__(self, diagnosis: Diagnosis) -> None:
-        self.diagnosis = diagnosis
-        self.started = time.perf_counter()
-
-    def add(self, phase: str, seconds: float) -> None:
-        self.diagnosis.phase_seconds[phase] = self.diagnosis.phase_seconds.get(phase, 0.0) + seconds
-
-    def total(self) -> float:
-        return time.perf_counter() - self.started

@@ -8,11 +8,13 @@ from one run's measurements, with the evidence that triggered it.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from probes.records.location import SourceLocation
+from probes.records.serialize import as_number
 
 __all__ = [
     "Finding",
@@ -72,6 +74,24 @@ class Finding:
     measured_fix: dict[str, Any] | None = None  # what a what-if run measured, if one ran
     impact_ms: float | None = None  # time explained per call, for ranking
     impact_error: float | None = None  # error explained (absolute), for ranking
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Finding:
+        """A finding as `diagnosis.json` records it (its fields, by name), read back."""
+        return cls(
+            code=str(record["code"]),
+            name=str(record["name"]),
+            title=str(record.get("title") or ""),
+            severity=Severity(record.get("severity") or Severity.INFO),
+            confidence=str(record.get("confidence") or ""),
+            cause=str(record.get("cause") or ""),
+            evidence=dict(record.get("evidence") or {}),
+            next_steps=list(record.get("next_steps") or []),
+            location=SourceLocation.from_record(record.get("location")),
+            measured_fix=record.get("measured_fix"),
+            impact_ms=as_number(record.get("impact_ms")),
+            impact_error=as_number(record.get("impact_error")),
+        )
 
     def sort_key(self) -> tuple[int, float, float]:
         return (

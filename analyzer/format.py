@@ -9,6 +9,7 @@ Every function takes the recorded form too: None (not measured) and the markers 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from probes.records.serialize import as_number
@@ -94,6 +95,18 @@ def format_number(value: float | int) -> str:
     if 1e-3 <= abs(value) < 1e5:
         return f"{value:.4g}"
     return f"{value:.2e}"  # as the reference report writes them: 8.93e-05
+
+
+def short_path(filename: str) -> str:
+    """A path as a reader knows it: from the package (`lerobot/...`) or the working folder."""
+    marker = "site-packages/"
+    if marker in filename:
+        return filename.split(marker, 1)[1]
+    path = Path(filename)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return filename
 
 
 # Snippets that are shell commands rather than Python, for syntax highlighting.

@@ -18,39 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.errors import InputFileError
+from probes.records.reference import REFERENCE_TOLERANCE, REPORT_KEYS
 from probes.records.serialize import finite_or_marker
 
-# The keys of the reference report's Raw Data JSON, in its order.
-REPORT_KEYS: tuple[str, ...] = (
-    "success",
-    "policy",
-    "device",
-    "pytorch_version",
-    "compilation_successful",
-    "compilation_error",
-    "correctness",
-    "correctness_passed",
-    "inference_benchmarked",
-    "training_benchmarked",
-    "time_original_inference",
-    "time_compiled_inference",
-    "speedup_inference",
-    "time_original_training",
-    "time_compiled_training",
-    "speedup_training",
-    "loss_consistency",
-    "grad_norm_consistency",
-)
-CORRECTNESS_KEYS: tuple[str, ...] = (
-    "inference_correct",
-    "training_correct",
-    "action_diff",
-    "loss_diff",
-)
 # A JSON object with none of these is not a benchmark report (policy/device alone say nothing).
 _FIGURE_KEYS = frozenset(REPORT_KEYS) - {"policy", "device", "pytorch_version"}
-
-DEFAULT_THRESHOLD = 1e-5  # the reference script's absolute threshold on actions and on the loss
 
 _FENCE = re.compile(r"^(`{3,})[ \t]*(\w*)[ \t]*\n(.*?)^\1[ \t]*$", re.DOTALL | re.MULTILINE)
 _RAW_DATA_HEADING = re.compile(r"^#+.*raw data", re.IGNORECASE | re.MULTILINE)
@@ -89,8 +61,8 @@ class BenchmarkReport:
     loss_consistency: float | None = None
     grad_norm_consistency: float | None = None
     # From the Markdown around the JSON, where there is some.
-    action_threshold: float = DEFAULT_THRESHOLD
-    loss_threshold: float = DEFAULT_THRESHOLD
+    action_threshold: float = REFERENCE_TOLERANCE
+    loss_threshold: float = REFERENCE_TOLERANCE
     batch_size: int | None = None
     inference_runs: int | None = None
     training_runs: int | None = None
@@ -181,8 +153,8 @@ def report_from_raw_data(
         speedup_training=reader.number("speedup_training"),
         loss_consistency=reader.number("loss_consistency"),
         grad_norm_consistency=reader.number("grad_norm_consistency"),
-        action_threshold=_positive(context.action_threshold, DEFAULT_THRESHOLD),
-        loss_threshold=_positive(context.loss_threshold, DEFAULT_THRESHOLD),
+        action_threshold=_positive(context.action_threshold, REFERENCE_TOLERANCE),
+        loss_threshold=_positive(context.loss_threshold, REFERENCE_TOLERANCE),
         batch_size=context.batch_size,
         inference_runs=context.inference_runs,
         training_runs=context.training_runs,

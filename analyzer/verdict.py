@@ -1,9 +1,13 @@
 """The reference report's verdict for this run, and why a diagnosis reads it differently.
 
-The verdict uses the reference script's own criteria, so it can be set beside a reference report.
-A criterion that fails is then paired with the findings that explain its figure: a loss
-difference explained by random numbers is not a compile error; a speedup that misses 1.1x
-because the GPU is idle has a measured remedy.
+The criteria are the reference script's own, decided once by
+`probes.records.reference.reference_criteria` (the format's definition: the benchmark probe fills
+Raw Data `success` from it and triage recomputes a report's verdict with it). A criterion that
+fails is then paired with the findings that explain its figure: a loss difference explained by
+random numbers is not a compile error; a speedup that misses 1.1x because the GPU is idle has a
+measured remedy. `read_verdict` makes that reading once, at the end of a run, and
+`VerdictReading.to_record()` is what `diagnosis.json` stores under "verdict", for every renderer
+to show without deciding anything.
 """
 
 from __future__ import annotations
@@ -12,56 +16,79 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from analyzer.findings import Finding
+from analyzer.findings import Finding, Rule
+from analyzer.rules.benchmark import BENCHMARK_METHODOLOGY
+from analyzer.rules.compile import COMPILATION_FAILED, COMPILED_PATH_NOT_EXERCISED, GRAPH_BREAK
+from analyzer.rules.divergence import (
+    NUMERICAL_DIVERGENCE,
+    PRECISION_SETTING_MISMATCH,
+    RNG_DIVERGENCE,
+    TOLERANCE_TOO_STRICT,
+)
+from analyzer.rules.kernels import EAGER_WORK_OUTSIDE_COMPILED_REGION, LAUNCH_BOUND
+from probes.records.names import INFERENCE, TRAINING
+from probes.records.reference import (
+    ACTION_DIFF,
+    COMPILATION,
+    INFERENCE_SPEEDUP,
+    LOSS_DIFF,
+    REFERENCE_SPEEDUP,
+    REFERENCE_TOLERANCE,
+    TRAINING_SPEEDUP,
+    Criterion,
+    reference_criteria,
+    verdict_label,
+    verdict_of,
+)
+from probes.records.serialize import as_number, to_jsonable
 
-# Which findings can explain which criterion, and whether they excuse it (the figure fails for
-# a reason that is not a fault of the compiled program). Recompiles and compile time do not
-# explain a timed speedup: the timed calls run warm, without recompiling.
-_EXPLAINS: dict[str, tuple[str, set[str], set[str]]] = {
-    # criterion: (entry point, findings that explain it, those of them that excuse it)
-    "max action diff": (
-        "inference",
-        {"numerical-divergence", "precision-setting-mismatch", "tolerance-too-strict"},
-        {"precision-setting-mismatch", "tolerance-too-strict"},
+
+@dataclass(frozen=True)
+class _Explanation:
+    """Which findings can explain a criterion's figure, and which of them excuse it (the figure
+    fails for a reason that is not a fault of the compiled program)."""
+
+    entry_point: str | None  # the findings' entry point; None: any
+    explains: frozenset[str]  # rule names
+    excuses: frozenset[str] = frozenset()
+
+
+def _names(*rules: Rule) -> frozenset[str]:
+    return frozenset(rule.name for rule in rules)
+
+
+# What makes a speedup miss its bar. Recompiles and compile time do not explain a timed
+# speedup: the timed calls run warm, without recompiling.
+_SLOWNESS = _names(
+    LAUNCH_BOUND,
+    EAGER_WORK_OUTSIDE_COMPILED_REGION,
+    GRAPH_BREAK,
+    COMPILED_PATH_NOT_EXERCISED,
+    BENCHMARK_METHODOLOGY,
+)
+
+_EXPLAINS: dict[str, _Explanation] = {
+    COMPILATION: _Explanation(None, _names(COMPILATION_FAILED)),
+    ACTION_DIFF: _Explanation(
+        INFERENCE,
+        _names(NUMERICAL_DIVERGENCE, PRECISION_SETTING_MISMATCH, TOLERANCE_TOO_STRICT),
+        excuses=_names(PRECISION_SETTING_MISMATCH, TOLERANCE_TOO_STRICT),
     ),
-    "loss diff": (
-        "training",
-        {
-            "rng-divergence",
-            "tolerance-too-strict",
-            "numerical-divergence",
-            "precision-setting-mismatch",
-        },
-        {"rng-divergence", "tolerance-too-strict", "precision-setting-mismatch"},
+    LOSS_DIFF: _Explanation(
+        TRAINING,
+        _names(
+            RNG_DIVERGENCE, TOLERANCE_TOO_STRICT, NUMERICAL_DIVERGENCE, PRECISION_SETTING_MISMATCH
+        ),
+        excuses=_names(RNG_DIVERGENCE, TOLERANCE_TOO_STRICT, PRECISION_SETTING_MISMATCH),
     ),
-    "inference speedup": (
-        "inference",
-        {
-            "launch-bound",
-            "eager-work-outside-compiled-region",
-            "graph-break",
-            "compiled-path-not-exercised",
-            "benchmark-methodology",
-        },
-        set(),
-    ),
-    "training speedup": (
-        "training",
-        {
-            "launch-bound",
-            "eager-work-outside-compiled-region",
-            "graph-break",
-            "compiled-path-not-exercised",
-            "benchmark-methodology",
-        },
-        set(),
-    ),
+    INFERENCE_SPEEDUP: _Explanation(INFERENCE, _SLOWNESS),
+    TRAINING_SPEEDUP: _Explanation(TRAINING, _SLOWNESS),
 }
 
 
 @dataclass
 class CriterionReading:
-    criterion: str
+    name: str  # one of probes.records.reference.CRITERIA
     measured: Any
     requirement: str
     passed: bool | None
@@ -78,11 +105,27 @@ class CriterionReading:
             return "not a fault of the compiled code"
         return "probably not a fault of the compiled code (not confirmed)"
 
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "measured": self.measured,
+            "requirement": self.requirement,
+            "passed": self.passed,
+            "explained_by": list(self.explained_by),
+            "excused": self.excused,
+            "confirmed": self.confirmed,
+            "excuse": self.excuse,
+        }
+
 
 @dataclass
 class VerdictReading:
-    reference_success: bool
+    success: bool | None  # the reference verdict: SUCCESS, NEEDS WORK or undecided (None)
     criteria: list[CriterionReading]
+
+    @property
+    def label(self) -> str:
+        return verdict_label(self.success)
 
     @property
     def failed(self) -> list[CriterionReading]:
@@ -93,56 +136,72 @@ class VerdictReading:
         """The reference criteria fail, but only on figures the findings excuse."""
         return bool(self.failed) and all(c.excused for c in self.failed)
 
+    @property
+    def reading(self) -> str | None:
+        """compile-diagnose's own reading, where it differs from the reference verdict."""
+        if not self.differs:
+            return None
+        probably = "" if all(c.confirmed for c in self.failed) else "probably "
+        return (
+            f"compile-diagnose reads this run as {probably}correct: every failed criterion is "
+            "explained by findings that are not compile faults."
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The form `diagnosis.json` stores under "verdict"."""
+        return {
+            "reference": self.label,
+            "criteria": [criterion.to_record() for criterion in self.criteria],
+            "differs": self.differs,
+            "reading": self.reading,
+        }
+
 
 def read_verdict(
     metrics: Mapping[str, Any], benchmark: Mapping[str, Any], findings: Sequence[Finding]
 ) -> VerdictReading:
-    settings = benchmark.get("settings", {})
-    tolerance = settings.get("tolerance", 1e-5)
-    threshold = settings.get("speedup_threshold", 1.1)
-    correctness = metrics.get("correctness", {})
-    criteria = [
-        _reading(
-            "max action diff",
-            correctness.get("action_diff"),
-            f"< {tolerance:.0e}",
-            correctness.get("inference_correct"),
-            findings,
-        ),
-        _reading(
-            "loss diff",
-            correctness.get("loss_diff"),
-            f"< {tolerance:.0e}",
-            correctness.get("training_correct"),
-            findings,
-        ),
-    ]
-    for entry_point in ("inference", "training"):
-        speedup = metrics.get(f"speedup_{entry_point}")
-        passed = None if speedup is None else speedup > threshold
-        criteria.append(
-            _reading(f"{entry_point} speedup", speedup, f"> {threshold}x", passed, findings)
-        )
-    return VerdictReading(bool(metrics.get("success")), criteria)
+    """The reference criteria of a run's Raw Data (`metrics`), under the thresholds its
+    benchmark ran with, each failed one paired with the findings that explain it."""
+    settings = benchmark.get("settings") or {}
+    tolerance = as_number(settings.get("tolerance"))
+    threshold = as_number(settings.get("speedup_threshold"))
+    criteria = reference_criteria(
+        metrics,
+        action_tolerance=REFERENCE_TOLERANCE if tolerance is None else tolerance,
+        loss_tolerance=REFERENCE_TOLERANCE if tolerance is None else tolerance,
+        speedup_threshold=REFERENCE_SPEEDUP if threshold is None else threshold,
+    )
+    return VerdictReading(verdict_of(criteria), [_reading(c, findings) for c in criteria])
 
 
-def _reading(
-    criterion: str,
-    measured: Any,
-    requirement: str,
-    passed: bool | None,
+def verdict_record(
+    metrics: Mapping[str, Any] | None,
+    benchmark: Mapping[str, Any] | None,
     findings: Sequence[Finding],
-) -> CriterionReading:
-    reading = CriterionReading(criterion, measured, requirement, passed)
-    if passed is not False:
+) -> dict[str, Any] | None:
+    """What `diagnosis.json` stores under "verdict"; None where no benchmark ran."""
+    if not metrics or not benchmark:
+        return None
+    return to_jsonable(read_verdict(metrics, benchmark, findings).to_record())
+
+
+def _reading(criterion: Criterion, findings: Sequence[Finding]) -> CriterionReading:
+    reading = CriterionReading(
+        criterion.name, criterion.measured, criterion.requirement, criterion.passed
+    )
+    if criterion.passed is not False:
         return reading
-    entry_point, explains, excuses = _EXPLAINS[criterion]
+    explanation = _EXPLAINS[criterion.name]
     relevant = [
         f
         for f in findings
-        if f.name in explains and f.evidence.get("entry_point", entry_point) == entry_point
+        if f.name in explanation.explains
+        and (
+            explanation.entry_point is None
+            or f.evidence.get("entry_point", explanation.entry_point) == explanation.entry_point
+        )
     ]
     reading.explained_by = list(dict.fromkeys(f"{f.code} {f.name}" for f in relevant))
-    reading.excused = bool(relevant) and all(f.name in excuses for f in relevant)
+    reading.excused = bool(relevant) and all(f.name in explanation.excuses for f in relevant)
     reading.confirmed = all(f.confidence == "high" for f in relevant)
     return reading

@@ -10,154 +10,37 @@ beside a reference report, but measures them so that they mean what their names 
   sample; the first call of each compiled entry point (its compile) is timed on its own;
 - training steps are identical on both sides (seed per step, optimiser, clipping), and consistency
   compares step i of eager with step i of compiled.
+What it fills, a `BenchmarkResult` with the reference report's Raw Data, is defined in
+`probes.records.benchmark`.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from probes.compile.capture import Capture, count_compiled_regions, record_compiles
-from probes.environment import NumericSettings, numeric_settings
+from probes.environment import numeric_settings
 from probes.errors import compile_error_line
+from probes.records.benchmark import BenchmarkResult, BenchmarkSettings, EntryTiming, TrainingTrace
 from probes.records.names import INFERENCE, TRAINING
+from probes.records.timing import Measurement, Speedup
 from probes.targets.target import CompileSettings, Target
-from probes.timing import Measurement, Speedup, measure_interleaved, synchronize, time_first_call
-
-# The reference script's own criteria: an absolute tolerance and a speedup bar.
-REFERENCE_TOLERANCE = 1e-5
-REFERENCE_SPEEDUP = 1.1
-
-
-@dataclass(frozen=True)
-class BenchmarkSettings:
-    iters_inference: int = 100
-    iters_training: int = 50
-    warmup: int = 10
-    seed: int = 42
-    tolerance: float = REFERENCE_TOLERANCE
-    speedup_threshold: float = REFERENCE_SPEEDUP
-    learning_rate: float = 1e-4  # Adam, as the reference script
-    grad_clip_norm: float = 10.0  # LeRobot's training default, applied on both sides
-
-
-@dataclass
-class EntryTiming:
-    entry_point: str
-    eager: dict[str, Any]  # Measurement.summary()
-    compiled: dict[str, Any]
-    speedup: dict[str, Any]  # Speedup.summary()
-    eager_first_call_s: float | None = None
-    compiled_first_call_s: float | None = None  # includes the compile
-    eager_peak_memory_mb: float | None = None  # CUDA only
-    compiled_peak_memory_mb: float | None = None
-
-
-@dataclass
-class TrainingTrace:
-    """Per-step loss and gradient norm of each side, same seeds, same starting weights."""
-
-    eager_losses: list[float] = field(default_factory=list)
-    compiled_losses: list[float] = field(default_factory=list)
-    eager_grad_norms: list[float] = field(default_factory=list)
-    compiled_grad_norms: list[float] = field(default_factory=list)
-
-
-@dataclass
-class BenchmarkResult:
-    target: str
-    device: str
-    pytorch_version: str
-    compile: dict[str, Any]
-    settings: BenchmarkSettings
-    numerics: NumericSettings
-    compilation_successful: bool = False
-    compilation_error: str | None = None
-    compile_error_entry_point: str | None = None
-    capture: dict[str, dict[str, Any]] = field(default_factory=dict)  # entry point -> Capture
-    action_diff: float | None = None
-    loss_diff: float | None = None
-    eager_loss: float | None = None
-    compiled_loss: float | None = None
-    timings: dict[str, EntryTiming] = field(default_factory=dict)
-    training_trace: TrainingTrace | None = None
-    method_notes: list[str] = field(default_factory=list)
-
-    @property
-    def inference_correct(self) -> bool | None:
-        return None if self.action_diff is None else self.action_diff < self.settings.tolerance
-
-    @property
-    def training_correct(self) -> bool | None:
-        return None if self.loss_diff is None else self.loss_diff < self.settings.tolerance
-
-    def speedup(self, entry_point: str) -> float | None:
-        timing = self.timings.get(entry_point)
-        return timing.speedup["ratio"] if timing else None
-
-    def median_ms(self, entry_point: str, side: str) -> float | None:
-        timing = self.timings.get(entry_point)
-        return getattr(timing, side)["median_ms"] if timing else None
-
-    def consistency(self) -> tuple[float | None, float | None]:
-        trace = self.training_trace
-        if trace is None or not trace.compiled_losses:
-            return None, None
-        losses = [
-            abs(a - b) for a, b in zip(trace.eager_losses, trace.compiled_losses, strict=True)
-        ]
-        norms = [
-            abs(a - b)
-            for a, b in zip(trace.eager_grad_norms, trace.compiled_grad_norms, strict=True)
-        ]
-        return statistics.fmean(losses), statistics.fmean(norms)
-
-    def reference_metrics(self) -> dict[str, Any]:
-        """The reference report's Raw Data keys, with the same meaning and thresholds."""
-        inference_correct, training_correct = self.inference_correct, self.training_correct
-        correctness_passed = bool(inference_correct) and bool(training_correct)
-        speedup_inference, speedup_training = self.speedup(INFERENCE), self.speedup(TRAINING)
-        fast = all(
-            s is not None and s > self.settings.speedup_threshold
-            for s in (speedup_inference, speedup_training)
-        )
-        loss_consistency, grad_norm_consistency = self.consistency()
-        return {
-            "success": self.compilation_successful and correctness_passed and fast,
-            "policy": self.target,
-            "device": self.device,
-            "pytorch_version": self.pytorch_version,
-            "compilation_successful": self.compilation_successful,
-            "compilation_error": self.compilation_error,
-            "correctness": {
-                "inference_correct": inference_correct,
-                "training_correct": training_correct,
-                "action_diff": self.action_diff,
-                "loss_diff": self.loss_diff,
-            },
-            "correctness_passed": correctness_passed,
-            "inference_benchmarked": INFERENCE in self.timings,
-            "training_benchmarked": TRAINING in self.timings,
-            "time_original_inference": self.median_ms(INFERENCE, "eager"),
-            "time_compiled_inference": self.median_ms(INFERENCE, "compiled"),
-            "speedup_inference": speedup_inference,
-            "time_original_training": self.median_ms(TRAINING, "eager"),
-            "time_compiled_training": self.median_ms(TRAINING, "compiled"),
-            "speedup_training": speedup_training,
-            "loss_consistency": loss_consistency,
-            "grad_norm_consistency": grad_norm_consistency,
-        }
+from probes.timing import measure_interleaved, synchronize, time_first_call
 
 
 class TrainingLoop:
     """One side's training: its own copy, optimiser and per-step seeds."""
 
-    def __init__(self, policy: nn.Module, loss: Callable[[nn.Module], torch.Tensor], settings):
+    def __init__(
+        self,
+        policy: nn.Module,
+        loss: Callable[[nn.Module], torch.Tensor],
+        settings: BenchmarkSettings,
+    ) -> None:
         self.policy = policy
         self.loss = loss
         self.settings = settings

@@ -15,16 +15,7 @@ from typing import Any
 
 import torch
 
-
-@dataclass
-class NumericSettings:
-    float32_matmul_precision: str
-    cuda_matmul_allow_tf32: bool
-    cudnn_allow_tf32: bool
-    deterministic_algorithms: bool
-    inductor_fallback_random: bool
-    cuda_matmul_fp32_precision: str | None = None  # torch >= 2.9 spells TF32 this way too
-    cudnn_conv_fp32_precision: str | None = None
+from probes.records.environment import NumericSettings
 
 
 @dataclass

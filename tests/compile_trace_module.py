@@ -12,7 +12,8 @@ import torch
 from planted import marker_line
 from torch import nn
 
-from probes.compile.trace import CompileTraceRecord, record_compile_trace
+from probes.compile.trace import record_compile_trace
+from probes.records.compile_trace import CompileTraceRecord
 
 FILE = Path(__file__).resolve()
 

@@ -6,7 +6,9 @@ import pytest
 import torch
 from conftest import tiny_act
 
-from probes.benchmark import BenchmarkProbe, BenchmarkSettings
+from probes.benchmark import BenchmarkProbe
+from probes.records.benchmark import BenchmarkSettings
+from probes.records.reference import reference_criteria, verdict_of
 from probes.records.serialize import to_jsonable
 from probes.targets.target import CompileSettings
 
@@ -57,6 +59,21 @@ def test_reference_metrics_have_every_key_with_its_type(model_result) -> None:
         "action_diff",
         "loss_diff",
     }
+
+
+def test_raw_data_success_is_the_reference_criteria_verdict(model_result) -> None:
+    metrics = model_result.reference_metrics()
+    settings = model_result.settings
+    criteria = reference_criteria(
+        metrics,
+        action_tolerance=settings.tolerance,
+        loss_tolerance=settings.tolerance,
+        speedup_threshold=settings.speedup_threshold,
+    )
+    assert metrics["success"] is (verdict_of(criteria) is True)
+    assert metrics["correctness"]["inference_correct"] is True  # aot_eager: a difference of 0
+    assert metrics["correctness"]["training_correct"] is True
+    assert metrics["correctness_passed"] is True
 
 
 def test_aot_eager_matches_eager_bit_for_bit(model_result) -> None:

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 from tiny_lerobot import CAMERA, write_tiny_act_checkpoint, write_tiny_dataset
 
-from probes.targets.lerobot.inputs import read_dataset
+from probes.targets.lerobot.dataset import read_dataset
 
 QUICK = ["--preset", "tiny", "--device", "cpu", "--backend", "aot_eager"]
 

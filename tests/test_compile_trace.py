@@ -12,12 +12,8 @@ import torch._logging._internal as torch_logging
 from compile_trace_module import FILE, ReadsScalar, planted_line, trace_planted_break
 from torch._dynamo.utils import get_compilation_metrics
 
-from probes.compile.trace import (
-    TRACE_SUBDIR,
-    CompileTraceRecord,
-    read_trace_records,
-    record_compile_trace,
-)
+from probes.compile.trace import read_trace_records, record_compile_trace
+from probes.records.compile_trace import TRACE_SUBDIR, CompileTraceRecord
 
 
 @dataclass

@@ -14,9 +14,16 @@ from conftest import tiny_act
 from rich.console import Console
 
 from analyzer.render.divergence import divergence_view
-from analyzer.rules.divergence import check
-from probes.divergence.probe import AS_IS, DROPOUT_OFF, EVAL, FALLBACK_RANDOM, probe_divergence
-from probes.divergence.runs import GRAD_PREFIX
+from analyzer.rules.divergence import check, complete_divergence_record, read_divergence
+from probes.divergence.probe import probe_divergence
+from probes.records.divergence import (
+    AS_IS,
+    DROPOUT_OFF,
+    EVAL,
+    FALLBACK_RANDOM,
+    GRAD_PREFIX,
+    RNG,
+)
 from probes.records.serialize import dumps
 from probes.targets.target import CompileSettings
 
@@ -31,7 +38,7 @@ def act(inductor_cache):
 
 def test_act_loss_difference_is_attributed_to_random_numbers(act):
     _, report = act
-    assert report.attribution.verdict == "rng"
+    assert read_divergence(json.loads(dumps(report))).attribution_verdict == RNG
 
 
 def test_act_loss_fails_as_is_and_passes_without_random_numbers(act):
@@ -89,7 +96,8 @@ def test_act_recorded_report_yields_the_rng_finding(act):
 def test_act_report_renders_every_scenario(act):
     _, report = act
     console = Console(width=80, record=True, color_system=None)
-    console.print(divergence_view(json.loads(dumps(report))))
+    console.print(divergence_view(complete_divergence_record(json.loads(dumps(report)))))
     text = console.export_text()
     for name in (EVAL, AS_IS, FALLBACK_RANDOM, DROPOUT_OFF):
         assert name in text
+    assert f"Divergence: {RNG}" in text

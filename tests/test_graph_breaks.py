@@ -28,14 +28,9 @@ from planted_breaks import (
     planted_line,
 )
 
-from probes.compile.graph_breaks import (
-    GraphBreakReport,
-    categorize,
-    graph_breaks_section,
-    probe_fullgraph,
-    probe_graph_breaks,
-)
+from probes.compile.graph_breaks import categorize, probe_fullgraph, probe_graph_breaks
 from probes.compile.recompiles import RecompileScenario, probe_recompiles
+from probes.records.compile import GraphBreakReport, graph_breaks_section
 from probes.records.serialize import dumps
 
 TORCH_DIR = str(Path(torch.__file__).resolve().parent)

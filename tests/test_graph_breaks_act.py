@@ -17,9 +17,10 @@ from lerobot.policies.act import modeling_act
 from lerobot.policies.act.configuration_act import ACTConfig
 from lerobot.policies.act.modeling_act import ACTPolicy
 
-from probes.compile.capture import Capture, record_compiles
+from probes.compile.capture import record_compiles
 from probes.compile.graph_breaks import probe_graph_breaks
-from probes.compile.recompiles import RecompileReport, RecompileScenario, probe_recompiles
+from probes.compile.recompiles import RecompileScenario, probe_recompiles
+from probes.records.compile import Capture, RecompileReport
 
 CHUNK = 10
 DIM = 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,12 @@ import torch
 from rich.console import Console
 
 from analyzer.render.kernels import kernel_report_view
-from probes.kernels.profiling import KernelTimingReport, profile_kernels, watch_cudagraph_skips
+from probes.kernels.profiling import (
+    profile_kernels,
+    reduce_overhead_what_if,
+    watch_cudagraph_skips,
+)
+from probes.records.kernels import LAUNCH_BOUND_BUSY, NOT_RUN, KernelTimingReport
 from probes.records.serialize import dumps
 
 CALLS = 2
@@ -122,6 +128,40 @@ def test_what_if_on_cpu_says_it_needs_a_gpu(report: KernelTimingReport) -> None:
         assert e.reduce_overhead.status == "not-run"
         assert "needs a GPU" in e.reduce_overhead.reason
         assert e.reduce_overhead.speedup_over_eager is None
+
+
+@pytest.mark.parametrize(
+    ("busy", "expected"),
+    [
+        (0.8, "GPU busy 80.0 % of the default compiled call's span, at or above the 50.0 %"),
+        (0.3, "GPU busy 30.0 % of the default compiled call's span, below the 50.0 %"),
+    ],
+)
+def test_what_if_not_run_on_cuda_records_the_figures_not_a_verdict(
+    report: KernelTimingReport, busy: float, expected: str
+) -> None:
+    # A CUDA device object needs no GPU: the plan is made before anything runs on it.
+    compiled = dataclasses.replace(entry(report, "forward").compiled, gpu_busy_fraction=busy)
+    what_if = reduce_overhead_what_if(
+        "forward",
+        lambda: None,
+        lambda: None,
+        compiled,
+        device=torch.device("cuda"),
+        factory=None,
+        iters=1,
+        warmup=0,
+        busy_threshold=LAUNCH_BOUND_BUSY,
+    )
+    assert what_if.status == NOT_RUN
+    assert what_if.reason.startswith(expected)
+    assert "launch-bound" not in what_if.reason
+
+
+def test_report_records_the_busy_threshold_the_what_if_was_planned_with(
+    report: KernelTimingReport,
+) -> None:
+    assert report.busy_threshold == LAUNCH_BOUND_BUSY
 
 
 def test_report_is_json_with_the_tensorboard_command(report: KernelTimingReport) -> None:

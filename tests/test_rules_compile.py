@@ -17,9 +17,10 @@ import pytest
 from rich.console import Console
 
 from analyzer.findings import Severity
+from analyzer.format import short_path
 from analyzer.render.graph_breaks import GraphBreakTable, RecompileTable, graph_breaks_view
 from analyzer.rules import RULE_MODULES, run_rules
-from analyzer.rules.compile import check, short_path
+from analyzer.rules.compile import check
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
@@ -182,7 +183,8 @@ def test_compile_rules_run_with_the_other_rule_families():
 
 def test_rules_and_renderers_do_not_import_torch():
     code = (
-        "import sys, analyzer.rules.compile, analyzer.render.graph_breaks; "
+        "import sys, analyzer.rules.compile, analyzer.render.graph_breaks, "
+        "analyzer.render.tlparse; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run(

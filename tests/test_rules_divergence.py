@@ -9,7 +9,8 @@ Recorded on the CPU with `probes.divergence.probe.probe_divergence`:
 `divergence_tf32.json` is the tiny ACT record with the two scenarios a CUDA run adds ("tf32-off"
 passing, "tf32-on" failing) and its precision verdict written in, and its per-gradient rows left
 out: no GPU was at hand to record one. Expected values are read from the fixtures, not written
-here.
+here. The fixtures were recorded when the probe still wrote its own verdicts: the rules' reading
+of the figures must give the same ones.
 """
 
 from __future__ import annotations
@@ -30,9 +31,15 @@ from analyzer.render.divergence import (
     divergence_view,
 )
 from analyzer.rules import RULE_MODULES, run_rules
-from analyzer.rules.divergence import check, scenario
+from analyzer.rules.divergence import (
+    check,
+    complete_divergence_record,
+    read_divergence,
+    scenario,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
+RECORDED = ["act_rng", "act_untested", "planted", "backward", "tolerance", "tf32"]
 
 
 def load(name: str) -> dict[str, Any]:
@@ -62,6 +69,35 @@ def test_divergence_rules_are_registered():
 
 def test_no_divergence_record_no_finding():
     assert check({}) == []
+
+
+# --- the reading: verdicts from the recorded figures --------------------------------------------
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_reading_gives_the_verdicts_the_probe_recorded(name: str):
+    section = load(name)
+    reading = read_divergence(section)
+    assert reading.verdict == section["verdict"]
+    assert reading.summary == section["summary"]
+    assert reading.attribution_verdict == section["attribution"]["verdict"]
+    assert reading.tf32_explains == section["precision"]["tf32_explains"]
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_reading_needs_no_recorded_verdict(name: str):
+    recorded = load(name)
+    section = {k: v for k, v in recorded.items() if k not in ("verdict", "summary")}
+    section["attribution"] = {
+        k: v for k, v in recorded["attribution"].items() if k not in ("verdict", "explanation")
+    }
+    section["precision"] = {k: v for k, v in recorded["precision"].items() if k != "tf32_explains"}
+    completed = complete_divergence_record(section)
+    assert set(completed) == set(recorded)
+    assert set(completed["attribution"]) == set(recorded["attribution"])
+    assert set(completed["precision"]) == set(recorded["precision"])
+    assert completed["verdict"] == recorded["verdict"]
+    assert check({"divergence": section}) == check({"divergence": recorded})
 
 
 # --- rng-divergence ----------------------------------------------------------------------------
@@ -186,9 +222,7 @@ def test_no_precision_finding_on_cpu():
 
 
 @pytest.mark.parametrize("width", [80, 200])
-@pytest.mark.parametrize(
-    "name", ["act_rng", "act_untested", "planted", "backward", "tolerance", "tf32"]
-)
+@pytest.mark.parametrize("name", RECORDED)
 def test_view_fits_the_terminal(name: str, width: int):
     text = render(divergence_view(load(name)), width)
     assert max(len(line) for line in text.splitlines()) <= width

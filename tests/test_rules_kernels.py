@@ -10,13 +10,8 @@ import pytest
 
 from analyzer.findings import Finding
 from analyzer.rules import RULE_MODULES
-from analyzer.rules.kernels import (
-    LAUNCH_BOUND_BUSY,
-    OUTSIDE_SHARE,
-    USEFUL_SPEEDUP,
-    check,
-    check_trace,
-)
+from analyzer.rules.kernels import OUTSIDE_SHARE, USEFUL_SPEEDUP, check, check_trace
+from probes.records.kernels import LAUNCH_BOUND_BUSY
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

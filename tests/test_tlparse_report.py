@@ -12,12 +12,11 @@ from analyzer.cli import main
 from probes.compile.tlparse import (
     INSTALL_HINT,
     VENV_BIN,
-    TlparseReport,
     find_tlparse,
     render_diagnosis_report,
     render_report,
 )
-from probes.compile.trace import CompileTraceRecord
+from probes.records.compile_trace import CompileTraceRecord, TlparseReport
 
 pytestmark = pytest.mark.skipif(find_tlparse() is None, reason=f"tlparse: {INSTALL_HINT}")
 

@@ -77,6 +77,18 @@ def test_json_file_matches_what_is_printed_on_stdout(
     assert "triton_poi_fused_add_cos_sin_0" in printed
 
 
+@pytest.mark.parametrize("argv", [["--json"], ["--json", "-"]], ids=["no value", "dash"])
+def test_json_without_a_path_writes_only_json_to_stdout(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # FILE first: `--json` takes an optional value, as on `compile-diagnose act`.
+    assert main(["trace", str(COMPILED), *argv]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)  # the whole of stdout is one JSON document
+    assert record.keys() >= DOCUMENTED_KEYS
+    assert captured.err == ""
+
+
 def test_summary_names_the_compiled_region(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trace", str(COMPILED)]) == 0
     assert "Torch-Compiled Region: 0/0" in capsys.readouterr().out
@@ -110,6 +122,14 @@ def test_not_a_trace_is_a_one_line_error_with_exit_2(
     assert main(["trace", str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("compile-diagnose: error: ")
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""
+
+
+def test_top_below_one_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", str(COMPILED), "--top", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("compile-diagnose")
     assert captured.err.count("\n") == 1
     assert captured.out == ""
 

@@ -12,10 +12,18 @@ import pytest
 from rich.console import Console
 
 from analyzer import cli
-from analyzer.commands.triage import render_triage, triage_json
 from analyzer.errors import InputFileError
 from analyzer.reference_report import parse_report_text, read_report
-from analyzer.rules.triage import SPEEDUP_THRESHOLD, TriageResult, triage
+from analyzer.render.triage import render_triage, triage_json
+from analyzer.rules.triage import TriageResult, triage
+from probes.records.reference import (
+    ACTION_DIFF,
+    CRITERIA,
+    INFERENCE_SPEEDUP,
+    LOSS_DIFF,
+    REFERENCE_SPEEDUP,
+    TRAINING_SPEEDUP,
+)
 
 REPORTS = Path(__file__).parent / "fixtures" / "reports"
 REFERENCE = REPORTS / "act_needs_work_report.md"
@@ -89,10 +97,10 @@ def test_reference_verdict_is_recomputed_from_its_numbers():
     data = raw_data(REFERENCE.name)
     verdict = triaged(REFERENCE.name).verdict
     by_name = {criterion.name: criterion for criterion in verdict.criteria}
-    assert by_name["inference speedup"].passed == (data["speedup_inference"] > SPEEDUP_THRESHOLD)
-    assert by_name["training speedup"].passed == (data["speedup_training"] > SPEEDUP_THRESHOLD)
-    assert by_name["training loss diff"].passed == (data["correctness"]["loss_diff"] < 1e-5)
-    assert by_name["max action diff"].passed == (data["correctness"]["action_diff"] < 1e-5)
+    assert by_name[INFERENCE_SPEEDUP].passed == (data["speedup_inference"] > REFERENCE_SPEEDUP)
+    assert by_name[TRAINING_SPEEDUP].passed == (data["speedup_training"] > REFERENCE_SPEEDUP)
+    assert by_name[LOSS_DIFF].passed == (data["correctness"]["loss_diff"] < 1e-5)
+    assert by_name[ACTION_DIFF].passed == (data["correctness"]["action_diff"] < 1e-5)
     assert verdict.success is False and verdict.reported_success is data["success"]
     assert verdict.disagreements == []
 
@@ -101,8 +109,8 @@ def test_reference_verdict_rows_name_the_findings_that_explain_them():
     result = triaged(REFERENCE.name)
     by_name = {criterion.name: criterion for criterion in result.verdict.criteria}
     code = named(result, "compiled-path-not-exercised")[0].code
-    assert code in by_name["inference speedup"].note
-    assert code in by_name["max action diff"].note
+    assert code in by_name[INFERENCE_SPEEDUP].note
+    assert code in by_name[ACTION_DIFF].note
 
 
 def test_json_alone_gives_the_same_conclusions_as_the_markdown():
@@ -180,7 +188,7 @@ def test_missing_keys_do_not_crash_and_are_listed():
     assert "rng-divergence" in names(result)
     assert "compiled-path-not-exercised" not in names(result)
     by_name = {criterion.name: criterion for criterion in result.verdict.criteria}
-    assert by_name["inference speedup"].passed is None
+    assert by_name[INFERENCE_SPEEDUP].passed is None
 
 
 def test_compile_error_is_the_only_conclusion():
@@ -233,9 +241,9 @@ def test_nan_and_infinity_are_read_as_floats_and_fail_their_criteria():
     assert math.isnan(result.report.correctness.loss_diff)
     assert math.isinf(result.report.correctness.action_diff)
     by_name = {criterion.name: criterion for criterion in result.verdict.criteria}
-    assert by_name["training loss diff"].passed is False
-    assert by_name["max action diff"].passed is False
-    assert by_name["training speedup"].passed is False
+    assert by_name[LOSS_DIFF].passed is False
+    assert by_name[ACTION_DIFF].passed is False
+    assert by_name[TRAINING_SPEEDUP].passed is False
 
 
 def test_non_finite_outputs_are_numerical_divergence_and_timings_methodology():
@@ -251,7 +259,7 @@ def test_non_finite_outputs_are_numerical_divergence_and_timings_methodology():
 def test_a_verdict_the_numbers_contradict_is_reported():
     # The non-finite variant keeps "inference_correct": true beside an infinite action diff.
     disagreements = triaged("act_non_finite_report.md").verdict.disagreements
-    assert any(line.startswith("max action diff") for line in disagreements)
+    assert any(line.startswith(ACTION_DIFF) for line in disagreements)
 
 
 def test_healthy_report_has_no_error_and_succeeds():
@@ -321,6 +329,14 @@ def test_triage_json_to_stdout_is_only_json(run_cli, capsys):
     assert document["schema_version"] == 1
     assert document["verdict"]["recomputed"] == "NEEDS WORK"
     assert "compiled-path-not-exercised" in {f["name"] for f in document["findings"]}
+
+
+def test_triage_json_without_a_path_is_stdout_only_json(run_cli, capsys):
+    # `--json` alone is `--json -`, as on every other command.
+    assert run_cli(["triage", str(REFERENCE), "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["verdict"]["reported"] == "NEEDS WORK"
+    assert [c["name"] for c in document["verdict"]["criteria"]] == list(CRITERIA)
 
 
 def test_triage_writes_json_and_markdown_files(run_cli, capsys, tmp_path):

@@ -161,7 +161,7 @@ def show(diagnosis: Diagnosis, args: argparse.Namespace) -> None:
     from analyzer.render.diagnosis import diagnosis_view
     from analyzer.render.report_markdown import report_markdown
 
-    markdown = report_markdown(diagnosis.to_dict(), diagnosis.findings)
+    markdown = report_markdown(diagnosis.to_dict())
     if diagnosis.out_dir is not None:
         (Path(diagnosis.out_dir) / "report.md").write_text(markdown, encoding="utf-8")
     if args.markdown:
@@ -170,4 +170,4 @@ def show(diagnosis: Diagnosis, args: argparse.Namespace) -> None:
         write_json_output(args.json, diagnosis.to_json())
         if args.json == "-":
             return
-    Console().print(diagnosis_view(diagnosis.to_dict(), diagnosis.findings))
+    Console().print(diagnosis_view(diagnosis.to_dict()))

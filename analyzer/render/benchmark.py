@@ -1,7 +1,8 @@
-"""Rich renderables for the benchmark probe: the reference report's metrics, measured right.
+"""Rich renderables for the benchmark probe and the reference verdict.
 
-Works from the recorded JSON (`diagnosis.probes["benchmark"]` and `diagnosis.reference_metrics`),
-so a saved diagnosis renders the same as a live one.
+Works from the recorded JSON of a diagnosis: `probes["benchmark"]`, `reference_metrics` and
+`verdict` (the criteria and their reading, decided once by `analyzer.verdict` at the end of the
+run), so a saved diagnosis renders the same as a live one. Nothing here decides a criterion.
 """
 
 from __future__ import annotations
@@ -13,54 +14,106 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.format import MISSING, count, ms, sci, speedup_range, times
+from probes.records.names import BENCHMARK, ENTRY_POINTS
+from probes.records.reference import (
+    ACTION_DIFF,
+    COMPILATION,
+    LOSS_DIFF,
+    NEEDS_WORK,
+    SPEEDUP_CRITERION,
+    SPEEDUP_KEY,
+    SUCCESS,
+    TIME_COMPILED_KEY,
+    TIME_ORIGINAL_KEY,
+    UNDECIDED,
+)
 
-def _ms(value: Any) -> str:
-    return "–" if value is None else f"{value:.2f} ms"
+VERDICT_STYLE = {SUCCESS: "bold green", NEEDS_WORK: "bold red", UNDECIDED: "bold yellow"}
+_REASON_STYLE = {NEEDS_WORK: "red", UNDECIDED: "yellow"}
+_SPEEDUPS = frozenset(SPEEDUP_CRITERION.values())
 
 
-def _sci(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, str):  # "NaN", "Infinity"
-        return value
-    return "0" if value == 0 else f"{value:.2e}"
+def criteria_by_name(verdict: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """The stored criteria of a verdict record, by name."""
+    return {str(c.get("name")): c for c in (verdict or {}).get("criteria") or []}
 
 
-def _pass(ok: Any) -> Text:
-    if ok is None:
+def criterion_figure(criterion: Mapping[str, Any]) -> str:
+    """A criterion's measured figure as it reads: 1.58e-02, 0.52x, failed, not measured."""
+    measured = criterion.get("measured")
+    if measured is None:
+        return "not measured"
+    if criterion.get("name") == COMPILATION:
+        return "succeeded" if measured else "failed"
+    if criterion.get("name") in _SPEEDUPS:
+        return times(measured)
+    return sci(measured)
+
+
+def criterion_shortfall(criterion: Mapping[str, Any]) -> str:
+    """How a failed criterion reads: "loss diff 1.58e-02 fails < 1e-05", "compilation failed"."""
+    if criterion.get("name") == COMPILATION:
+        return "compilation failed"
+    name, requirement = criterion.get("name"), criterion.get("requirement")
+    return f"{name} {criterion_figure(criterion)} fails {requirement}"
+
+
+def _passed_text(criterion: Mapping[str, Any] | None) -> Text:
+    if criterion is None:
+        return Text("")
+    passed = criterion.get("passed")
+    if passed is None:
         return Text("not measured", style="dim")
-    return Text("PASS", style="green") if ok else Text("FAIL", style="red")
+    return Text("PASS", style="green") if passed else Text("FAIL", style="red")
 
 
-def verdict_line(metrics: Mapping[str, Any], benchmark: Mapping[str, Any]) -> Text:
-    """The reference script's verdict, recomputed with its own criteria from this run."""
-    settings = benchmark.get("settings", {})
-    threshold = settings.get("speedup_threshold", 1.1)
+def verdict_line(verdict: Mapping[str, Any], compilation_error: str | None = None) -> Text:
+    """The reference verdict as stored, with each criterion that failed or was not measured."""
+    label = str(verdict.get("reference"))
+    text = Text(f"Reference criteria: {label}", style=VERDICT_STYLE.get(label, "bold"))
     reasons = []
-    if not metrics.get("compilation_successful"):
-        reasons.append(f"compilation failed ({metrics.get('compilation_error')})")
-    correctness = metrics.get("correctness", {})
-    tolerance = settings.get("tolerance", 1e-5)
-    for key, label in (("action_diff", "action diff"), ("loss_diff", "loss diff")):
-        value = correctness.get(key)
-        if isinstance(value, (int, float)) and not value < tolerance:
-            reasons.append(f"{label} {_sci(value)} ≥ {tolerance:.0e}")
-    for key, label in (("speedup_inference", "inference"), ("speedup_training", "training")):
-        value = metrics.get(key)
-        if value is None or not value > threshold:
-            shown = "not measured" if value is None else f"{value:.2f}x"
-            reasons.append(f"{label} speedup {shown} ≤ {threshold}x")
-    if metrics.get("success"):
-        return Text("Reference criteria: SUCCESS", style="bold green")
-    text = Text("Reference criteria: NEEDS WORK", style="bold red")
-    text.append(" — " + "; ".join(reasons), style="red")
+    for criterion in criteria_by_name(verdict).values():
+        if criterion.get("passed") is False:
+            shortfall = criterion_shortfall(criterion)
+            if criterion.get("name") == COMPILATION and compilation_error:
+                shortfall += f" ({compilation_error})"
+            reasons.append(shortfall)
+        elif criterion.get("passed") is None:
+            reasons.append(f"{criterion.get('name')} not measured")
+    if reasons:
+        text.append(" — " + "; ".join(reasons), style=_REASON_STYLE.get(label, ""))
     return text
 
 
-def metrics_table(metrics: Mapping[str, Any], benchmark: Mapping[str, Any]) -> Table:
-    settings = benchmark.get("settings", {})
-    tolerance = settings.get("tolerance", 1e-5)
-    threshold = settings.get("speedup_threshold", 1.1)
+def reading_lines(verdict: Mapping[str, Any]) -> list[Text]:
+    """Each failed reference criterion with the findings that explain it, then the reading."""
+    lines = []
+    for criterion in criteria_by_name(verdict).values():
+        if criterion.get("passed") is not False:
+            continue
+        line = Text(f"  {criterion_shortfall(criterion)}")
+        explained_by = criterion.get("explained_by") or []
+        if explained_by:
+            line.append(" — explained by " + ", ".join(explained_by))
+            if criterion.get("excused"):
+                style = "green" if criterion.get("confirmed") else ""
+                line.append(": " + str(criterion.get("excuse")), style=style)
+        else:
+            line.append(" — no finding explains it", style="yellow")
+        lines.append(line)
+    if verdict.get("reading"):
+        lines.append(Text(str(verdict["reading"]), style="bold green"))
+    return lines
+
+
+def metrics_table(
+    metrics: Mapping[str, Any],
+    benchmark: Mapping[str, Any],
+    verdict: Mapping[str, Any] | None,
+) -> Table:
+    """The reference report's figures; each criterion's requirement and result as stored."""
+    criteria = criteria_by_name(verdict)
     table = Table(title="Benchmark metrics (the reference report's keys)", title_justify="left")
     table.add_column("metric")
     table.add_column("eager", justify="right")
@@ -68,45 +121,55 @@ def metrics_table(metrics: Mapping[str, Any], benchmark: Mapping[str, Any]) -> T
     table.add_column("result", justify="right")
     table.add_column("threshold", justify="right")
     table.add_column("verdict")
-    correctness = metrics.get("correctness", {})
+
+    def requirement(name: str) -> str:
+        return str((criteria.get(name) or {}).get("requirement") or "")
+
+    correctness = metrics.get("correctness") or {}
     table.add_row(
-        "max action diff",
+        ACTION_DIFF,
         "",
         "",
-        _sci(correctness.get("action_diff")),
-        f"< {tolerance:.0e}",
-        _pass(correctness.get("inference_correct")),
+        sci(correctness.get("action_diff")),
+        requirement(ACTION_DIFF),
+        _passed_text(criteria.get(ACTION_DIFF)),
     )
     table.add_row(
-        "loss diff",
-        _sci(benchmark.get("eager_loss")),
-        _sci(benchmark.get("compiled_loss")),
-        _sci(correctness.get("loss_diff")),
-        f"< {tolerance:.0e}",
-        _pass(correctness.get("training_correct")),
+        LOSS_DIFF,
+        sci(benchmark.get("eager_loss")),
+        sci(benchmark.get("compiled_loss")),
+        sci(correctness.get("loss_diff")),
+        requirement(LOSS_DIFF),
+        _passed_text(criteria.get(LOSS_DIFF)),
     )
-    timings = benchmark.get("timings", {})
-    for entry_point in ("inference", "training"):
-        speedup = metrics.get(f"speedup_{entry_point}")
-        timing = timings.get(entry_point, {})
-        spread = timing.get("speedup", {})
-        result = "–" if speedup is None else f"{speedup:.2f}x"
-        if spread.get("low") is not None:
-            result += f" ({spread['low']:.2f}–{spread['high']:.2f})"
+    timings = benchmark.get("timings") or {}
+    for entry_point in ENTRY_POINTS:
+        spread = (timings.get(entry_point) or {}).get("speedup") or {}
+        name = SPEEDUP_CRITERION[entry_point]
         table.add_row(
             f"{entry_point} time / call (median)",
-            _ms(metrics.get(f"time_original_{entry_point}")),
-            _ms(metrics.get(f"time_compiled_{entry_point}")),
-            result,
-            f"> {threshold}x",
-            _pass(None if speedup is None else speedup > threshold),
+            ms(metrics.get(TIME_ORIGINAL_KEY[entry_point])),
+            ms(metrics.get(TIME_COMPILED_KEY[entry_point])),
+            speedup_range(
+                metrics.get(SPEEDUP_KEY[entry_point]), spread.get("low"), spread.get("high")
+            ),
+            requirement(name),
+            _passed_text(criteria.get(name)),
         )
     for key, label in (
         ("loss_consistency", "loss consistency"),
         ("grad_norm_consistency", "grad-norm consistency"),
     ):
-        table.add_row(label, "", "", _sci(metrics.get(key)), "", Text("info", style="dim"))
+        table.add_row(label, "", "", sci(metrics.get(key)), "", Text("info", style="dim"))
     return table
+
+
+def _seconds(value: Any) -> str:
+    return MISSING if value is None else f"{value:.2f} s"
+
+
+def _mebibytes(value: Any) -> str:
+    return MISSING if value is None else f"{value:.0f} MiB"
 
 
 def timing_table(benchmark: Mapping[str, Any]) -> Table:
@@ -119,22 +182,20 @@ def timing_table(benchmark: Mapping[str, Any]) -> Table:
     table.add_column("calls", justify="right")
     table.add_column("first call", justify="right")
     table.add_column("peak mem", justify="right")
-    for entry_point, timing in benchmark.get("timings", {}).items():
+    for entry_point, timing in (benchmark.get("timings") or {}).items():
         for side in ("eager", "compiled"):
             m = timing.get(side) or {}
             if not m:
                 continue
-            first = timing.get(f"{side}_first_call_s")
-            memory = timing.get(f"{side}_peak_memory_mb")
             table.add_row(
                 entry_point,
                 side,
-                _ms(m.get("median_ms")),
-                _ms(m.get("iqr_ms")),
-                f"{m['min_ms']:.1f}–{m['max_ms']:.1f} ms",
-                str(m.get("calls")),
-                "–" if first is None else f"{first:.2f} s",
-                "–" if memory is None else f"{memory:.0f} MiB",
+                ms(m.get("median_ms")),
+                ms(m.get("iqr_ms")),
+                f"{ms(m.get('min_ms'))}–{ms(m.get('max_ms'))}",
+                count(m.get("calls")),
+                _seconds(timing.get(f"{side}_first_call_s")),
+                _mebibytes(timing.get(f"{side}_peak_memory_mb")),
             )
     return table
 
@@ -146,55 +207,29 @@ def capture_table(benchmark: Mapping[str, Any]) -> Table:
     table.add_column("graphs", justify="right")
     table.add_column("compiled regions / warm call", justify="right")
     table.add_column("ran compiled code")
-    for entry_point, capture in benchmark.get("capture", {}).items():
-        regions = capture.get("compiled_region_events")
+    for entry_point, capture in (benchmark.get("capture") or {}).items():
         ran = capture.get("ran_compiled_code")
         table.add_row(
             entry_point,
-            str(capture.get("frames_compiled")),
-            str(capture.get("graphs_captured")),
-            "–" if regions is None else str(regions),
+            count(capture.get("frames_compiled")),
+            count(capture.get("graphs_captured")),
+            count(capture.get("compiled_region_events")),
             Text("yes", style="green") if ran else Text("NO", style="bold red"),
         )
     return table
 
 
 def benchmark_view(diagnosis: Mapping[str, Any]) -> RenderableType:
-    benchmark = diagnosis.get("probes", {}).get("benchmark")
+    """The benchmark's tables from a diagnosis record."""
+    benchmark = (diagnosis.get("probes") or {}).get(BENCHMARK)
     metrics = diagnosis.get("reference_metrics")
     if not benchmark or not metrics:
         return Text("The benchmark probe recorded nothing.", style="dim")
-    parts: list[RenderableType] = [metrics_table(metrics, benchmark)]
+    parts: list[RenderableType] = [metrics_table(metrics, benchmark, diagnosis.get("verdict"))]
     if benchmark.get("capture"):
         parts.append(capture_table(benchmark))
     if benchmark.get("timings"):
         parts.append(timing_table(benchmark))
-    for note in benchmark.get("method_notes", []):
+    for note in benchmark.get("method_notes") or []:
         parts.append(Text(f"• {note}", style="dim"))
     return Group(*parts)
-
-
-def reading_lines(reading) -> list[Text]:
-    """Each failed reference criterion with the findings that explain it."""
-    lines = []
-    for criterion in reading.failed:
-        measured = criterion.measured
-        shown = f"{measured:.2f}x" if "speedup" in criterion.criterion else _sci(measured)
-        line = Text(f"  {criterion.criterion} {shown} fails {criterion.requirement}")
-        if criterion.explained_by:
-            line.append(" — explained by " + ", ".join(criterion.explained_by))
-            if criterion.excused:
-                line.append(": " + criterion.excuse, style="green" if criterion.confirmed else "")
-        else:
-            line.append(" — no finding explains it", style="yellow")
-        lines.append(line)
-    if reading.differs:
-        probably = "" if all(c.confirmed for c in reading.failed) else "probably "
-        lines.append(
-            Text(
-                f"compile-diagnose reads this run as {probably}correct: every failed criterion "
-                "is explained by findings that are not compile faults.",
-                style="bold green",
-            )
-        )
-    return lines

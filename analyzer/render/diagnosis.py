@@ -9,12 +9,14 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.diagnosis import DIAGNOSIS_FILE
 from analyzer.findings import Finding
 from analyzer.render.benchmark import benchmark_view, reading_lines, verdict_line
 from analyzer.render.divergence import divergence_view
 from analyzer.render.findings import render_findings
 from analyzer.render.graph_breaks import graph_breaks_view
 from analyzer.render.kernels import kernel_report_view
+from probes.records.names import COMPILE_TRACE, DIVERGENCE, GRAPH_BREAKS, KERNELS
 
 
 def setting_table(diagnosis: Mapping[str, Any]) -> Table:
@@ -75,36 +77,37 @@ def compile_report_lines(compile_trace: Mapping[str, Any] | None) -> list[Text]:
     return lines
 
 
-def diagnosis_view(diagnosis: Mapping[str, Any], findings: list[Finding]) -> RenderableType:
+def diagnosis_view(diagnosis: Mapping[str, Any]) -> RenderableType:
+    """A diagnosis record (as `diagnosis.json` holds it): its findings and its stored verdict
+    are shown as recorded."""
+    findings = [Finding.from_record(f) for f in diagnosis.get("findings") or []]
     parts: list[RenderableType] = [setting_table(diagnosis)]
     for note in diagnosis.get("notes", []):
         parts.append(Text(f"note: {note}", style="yellow"))
-    benchmark = diagnosis.get("probes", {}).get("benchmark")
-    metrics = diagnosis.get("reference_metrics")
-    if benchmark and metrics:
-        from analyzer.verdict import read_verdict
-
+    verdict = diagnosis.get("verdict")
+    if verdict:
+        compilation_error = (diagnosis.get("reference_metrics") or {}).get("compilation_error")
         parts.append(Text())
-        parts.append(verdict_line(metrics, benchmark))
-        parts.extend(reading_lines(read_verdict(metrics, benchmark, findings)))
+        parts.append(verdict_line(verdict, compilation_error))
+        parts.extend(reading_lines(verdict))
     for probe, error in diagnosis.get("probe_errors", {}).items():
         parts.append(Text(f"probe {probe} failed: {error}", style="bold red"))
     parts.append(Text())
     parts.append(render_findings(findings))
     parts.append(Text())
     parts.append(benchmark_view(diagnosis))
-    probes = diagnosis.get("probes", {})
-    if probes.get("graph_breaks"):
-        parts.extend([Text(), graph_breaks_view(probes["graph_breaks"])])
-    if probes.get("divergence"):
-        parts.extend([Text(), divergence_view(probes["divergence"])])
-    if probes.get("kernels"):
-        parts.extend([Text(), kernel_report_view(probes["kernels"])])
-    parts.extend(compile_report_lines(probes.get("compile_trace")))
+    probes = diagnosis.get("probes") or {}
+    if probes.get(GRAPH_BREAKS):
+        parts.extend([Text(), graph_breaks_view(probes[GRAPH_BREAKS])])
+    if probes.get(DIVERGENCE):
+        parts.extend([Text(), divergence_view(probes[DIVERGENCE])])
+    if probes.get(KERNELS):
+        parts.extend([Text(), kernel_report_view(probes[KERNELS])])
+    parts.extend(compile_report_lines(probes.get(COMPILE_TRACE)))
     seconds = diagnosis.get("phase_seconds", {})
     if seconds:
         spent = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
         parts.append(Text(f"time spent: {spent}", style="dim"))
     if diagnosis.get("out_dir"):
-        parts.append(Text(f"written to {diagnosis['out_dir']}/diagnosis.json", style="dim"))
+        parts.append(Text(f"written to {diagnosis['out_dir']}/{DIAGNOSIS_FILE}", style="dim"))
     return Group(*parts)

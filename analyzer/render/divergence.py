@@ -1,6 +1,7 @@
 """Rich renderables for the divergence probe: scenarios, attribution, the per-module walk.
 
-They read the recorded section (`probes["divergence"]`, laid out in `analyzer.rules.divergence`),
+They read the recorded section (`probes["divergence"]`, laid out in `probes.records.divergence`),
+its verdicts included as `analyzer.rules.divergence.complete_divergence_record` writes them in,
 so a live run and a `diagnosis.json` read back render alike. Below `WIDE_AT` columns each table
 folds its numbers into one column so that nothing is cut at 80 columns. Differences are absolute,
 in the unit of the output compared (the loss, an action, a gradient); "rel" is relative to the
@@ -9,7 +10,6 @@ output's largest magnitude; ratios are compiled's error against fp64 over eager'
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,43 +18,32 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.rules.divergence import AS_IS, RNG_FREE
+from analyzer.format import MISSING, sci, times
+from probes.records.divergence import (
+    ARITHMETIC,
+    AS_IS,
+    BOTH,
+    NONE,
+    RNG,
+    RNG_FREE,
+    UNKNOWN,
+    UNTESTED,
+)
 from probes.records.serialize import as_number, to_jsonable
 
 WIDE_AT = 120
-MISSING = "—"
 AROUND_BEFORE, AROUND_AFTER = 3, 8  # walk rows shown around the first module that adds error
 GRADIENT_ROWS = 10
 TOP = "(top)"
 
 VERDICT_STYLE = {
-    "none": "green",
-    "rng": "cyan",
-    "arithmetic": "bold red",
-    "both": "bold yellow",
-    "untested": "yellow",
-    "unknown": "dim",
+    NONE: "green",
+    RNG: "cyan",
+    ARITHMETIC: "bold red",
+    BOTH: "bold yellow",
+    UNTESTED: "yellow",
+    UNKNOWN: "dim",
 }
-
-
-def sci(value: Any) -> str:
-    number = as_number(value)
-    if number is None:
-        return MISSING
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "inf"
-    return "0" if number == 0 else f"{number:.2e}"
-
-
-def ratio(value: Any) -> str:
-    number = as_number(value)
-    if number is None:
-        return MISSING
-    if math.isinf(number):
-        return "inf"
-    return f"{number:.3g}x"
 
 
 def verdict_text(passes: Any, error: Any = None) -> Text:
@@ -78,7 +67,7 @@ def _gradients(item: Mapping[str, Any]) -> str:
 
 
 def summary_lines(section: Mapping[str, Any]) -> Text:
-    verdict = str(section.get("verdict") or "unknown")
+    verdict = str(section.get("verdict") or UNKNOWN)
     text = Text("Divergence: ", style="bold")
     text.append(verdict, style=VERDICT_STYLE.get(verdict, ""))
     text.append(f" — {section.get('summary') or ''}\n")
@@ -129,7 +118,7 @@ def _wide_row(item: Mapping[str, Any]) -> Sequence[RenderableType]:
         sci(primary.get("eager_rerun_max_abs_diff")),
         sci(primary.get("eager_rmse_vs_fp64")),
         sci(primary.get("compiled_rmse_vs_fp64")),
-        ratio(primary.get("error_ratio")),
+        times(primary.get("error_ratio")),
         _gradients(item),
         verdict_text(item.get("passes"), item.get("error")),
         f"{float(item.get('seconds') or 0):.1f} s",
@@ -147,7 +136,7 @@ def _narrow_row(item: Mapping[str, Any]) -> Sequence[RenderableType]:
         f" {item.get('primary')}: |compiled−eager| {sci(primary.get('max_abs_diff'))}\n"
         f"vs fp64 (RMSE): eager {sci(primary.get('eager_rmse_vs_fp64'))}, "
         f"compiled {sci(primary.get('compiled_rmse_vs_fp64'))} "
-        f"({ratio(primary.get('error_ratio'))})"
+        f"({times(primary.get('error_ratio'))})"
     )
     if item.get("gradients_compared"):
         measured.append(f"\ngradients: {_gradients(item)}")
@@ -268,8 +257,8 @@ def _module_wide(module: Mapping[str, Any]) -> Sequence[RenderableType]:
         sci(module.get("max_abs_error")),
         sci(module.get("max_rel_error")),
         sci(module.get("rmse")),
-        ratio(module.get("error_growth")),
-        ratio(module.get("error_ratio")),
+        times(module.get("error_growth")),
+        times(module.get("error_ratio")),
         _role(module),
     )
 
@@ -281,8 +270,8 @@ def _module_narrow(module: Mapping[str, Any]) -> Sequence[RenderableType]:
     error = _role(module)
     error.append(
         f"\nmax |Δ| {sci(module.get('max_abs_error'))}, rel {sci(module.get('max_rel_error'))}"
-        f"\nRMSE {sci(module.get('rmse'))}, growth {ratio(module.get('error_growth'))}"
-        f"\nvs fp64 {ratio(module.get('error_ratio'))}"
+        f"\nRMSE {sci(module.get('rmse'))}, growth {times(module.get('error_growth'))}"
+        f"\nvs fp64 {times(module.get('error_ratio'))}"
     )
     return where, error
 
@@ -338,7 +327,7 @@ class GradientWalkTable:
             table.add_row(
                 str(gradient.get("parameter")),
                 sci(gradient.get("max_abs_error")),
-                ratio(gradient.get("error_ratio")),
+                times(gradient.get("error_ratio")),
                 verdict_text(gradient.get("passes")),
             )
         yield table

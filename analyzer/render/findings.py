@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.findings import Finding, Severity, SourceLocation, rank
+from analyzer.format import format_number
 
 WIDE_AT = 150  # columns from which evidence is laid out beside the text
 PROSE_WIDTH = 100  # the text column on a wide terminal: long lines are hard to read
@@ -56,23 +57,6 @@ _COUNT_SUFFIXES = (
     "_recompiles",
     "_count",
 )
-
-
-def format_number(value: float | int) -> str:
-    """A number as a person reads it: 22.32, 8.93e-05, 0.0, NaN, inf."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == 0:
-        return "0.0"
-    if 1e-3 <= abs(value) < 1e5:
-        return f"{value:.4g}"
-    return f"{value:.2e}"  # as the reference report writes them: 8.93e-05
 
 
 def format_value(value: Any, unit: str = "") -> str:

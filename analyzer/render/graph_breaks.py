@@ -1,6 +1,6 @@
 """Rich renderables for the graph-break probe: graphs per entry point, breaks, recompiles.
 
-They read the recorded section (`probes["graph_breaks"]`, see `analyzer.rules.compile`), so a
+They read the recorded section (`probes["graph_breaks"]`, see `probes.records.compile`), so a
 live run and a `diagnosis.json` read back render alike. Below `WIDE_AT` columns each table
 folds its columns into two (where, what) so that nothing is cut at 80 columns.
 """
@@ -15,26 +15,21 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.rules.compile import (
+from analyzer.format import MISSING, count, plural, short_path
+from probes.records.compile import (
     CATEGORY_LABELS,
     FULLGRAPH_KEY,
     RECOMPILES_KEY,
     entry_point_reports,
-    short_path,
 )
 from probes.records.serialize import to_jsonable
 
 WIDE_AT = 120  # columns from which every field has its own column
-MISSING = "—"
 
 
 def _record(value: Any) -> Any:
     """The recorded (JSON) form, whether given the section as recorded or with dataclasses."""
     return to_jsonable(value)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _where(location: Mapping[str, Any] | None) -> Text:
@@ -56,9 +51,9 @@ def summary_lines(section: Mapping[str, Any]) -> Text:
         ops = report.get("ops_per_graph") or []
         text.append(f"{name}: ", style="bold")
         text.append(
-            f"{_plural(int(report.get('graph_count') or 0), 'graph')} "
+            f"{plural(int(report.get('graph_count') or 0), 'graph')} "
             f"({', '.join(str(n) for n in ops) or 'none'} ops), "
-            f"{_plural(int(report.get('break_count') or 0), 'break')}, "
+            f"{plural(int(report.get('break_count') or 0), 'break')}, "
             f"explain took {float(report.get('seconds') or 0):.1f} s"
         )
         result = fullgraph.get(name)
@@ -101,7 +96,7 @@ class GraphBreakTable:
         for name, brk in self.rows:
             category = CATEGORY_LABELS.get(str(brk.get("category")), str(brk.get("category")))
             reason = Text(str(brk.get("reason") or MISSING))
-            ops = f"{_count(brk.get('ops_before'))} / {_count(brk.get('ops_after'))} ops"
+            ops = f"{count(brk.get('ops_before'))} / {count(brk.get('ops_after'))} ops"
             if wide:
                 table.add_row(
                     name,
@@ -114,7 +109,7 @@ class GraphBreakTable:
                 )
             else:
                 where = Text(f"{name}\n", style="bold") + _where(brk.get("location"))
-                what = Text(f"{category}, {_plural(int(brk.get('hits') or 0), 'hit')}")
+                what = Text(f"{category}, {plural(int(brk.get('hits') or 0), 'hit')}")
                 what.append(f", {brk['gb_id']}" if brk.get("gb_id") else "")
                 what.append(f"\n{ops}\n", style="dim")
                 table.add_row(where, what + reason)
@@ -190,10 +185,6 @@ def report_limits(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
         if report.get("limit_hit")
     ]
     return "\n".join(notes)
-
-
-def _count(value: Any) -> str:
-    return MISSING if value is None else str(value)
 
 
 def graph_breaks_view(section: Mapping[str, Any]) -> Group:

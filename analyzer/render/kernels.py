@@ -16,13 +16,28 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from probes.records.serialize import as_number, to_jsonable
+from analyzer.format import MISSING, count, ms, percent, speedup_range
+from probes.records.kernels import (
+    COMPILED,
+    COMPILED_REGION_PREFIX,
+    CUBLAS,
+    CUDNN,
+    EAGER,
+    FAILED,
+    KERNEL,
+    MEASURED,
+    MEMCPY,
+    MEMSET,
+    OTHER,
+    TRITON,
+    WINDOW_FROM_STEPS,
+)
+from probes.records.serialize import to_jsonable
 
-MISSING = "—"
-FAMILY_LABELS = {"triton": "Triton", "cublas": "cuBLAS", "cudnn": "cuDNN", "other": "other"}
+FAMILY_LABELS = {TRITON: "Triton", CUBLAS: "cuBLAS", CUDNN: "cuDNN", OTHER: "other"}
 NO_DEVICE_ACTIVITY = (
-    "This trace holds no device activity (no kernel, memcpy or memset events): device time, "
-    "GPU busy and launch cost do not apply. Host ops are shown instead."
+    f"This trace holds no device activity (no {KERNEL}, {MEMCPY} or {MEMSET} events): device "
+    "time, GPU busy and launch cost do not apply. Host ops are shown instead."
 )
 
 
@@ -30,29 +45,6 @@ def _record(value: Any) -> Mapping[str, Any]:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_jsonable(value)
     return value
-
-
-def format_ms(value: Any) -> str:
-    ms = as_number(value)
-    if ms is None:
-        return MISSING
-    if abs(ms) < 0.1:
-        return f"{ms * 1e3:.1f} µs"
-    if abs(ms) >= 100:
-        return f"{ms:,.0f} ms"
-    return f"{ms:.2f} ms"
-
-
-def format_percent(value: Any) -> str:
-    fraction = as_number(value)
-    return MISSING if fraction is None else f"{100 * fraction:.1f} %"
-
-
-def format_count(value: Any) -> str:
-    count = as_number(value)
-    if count is None:
-        return MISSING
-    return f"{count:,.0f}" if count == int(count) else f"{count:,.1f}"
 
 
 def _facts_table(rows: Sequence[tuple[str, str]]) -> Table:
@@ -80,39 +72,40 @@ def trace_summary_view(summary: Any) -> RenderableType:
 def _trace_facts(s: Mapping[str, Any]) -> Table:
     steps = s.get("step_count") or 0
     window = (
-        f"{steps} ProfilerStep(s)" if s.get("window_source") == "ProfilerStep" else "first to last"
+        f"{steps} ProfilerStep(s)"
+        if s.get("window_source") == WINDOW_FROM_STEPS
+        else "first to last"
     )
     rows = [
         ("Device", ", ".join(sorted(set(s.get("device_names") or []))) or "none recorded"),
-        ("Span", f"{format_ms(s['span_ms'])} ({window})"),
+        ("Span", f"{ms(s['span_ms'])} ({window})"),
     ]
     if s["has_device_activity"]:
         rows += [
             (
                 "Kernels",
-                f"{format_count(s['kernel_count'])} kernels, {format_count(s['memcpy_count'])} "
-                f"memcpy, {format_count(s['memset_count'])} memset",
+                f"{count(s['kernel_count'])} kernels, {count(s['memcpy_count'])} "
+                f"memcpy, {count(s['memset_count'])} memset",
             ),
             (
                 "Device time",
-                f"{format_ms(s['device_time_ms'])} (kernels {format_ms(s['kernel_time_ms'])})",
+                f"{ms(s['device_time_ms'])} (kernels {ms(s['kernel_time_ms'])})",
             ),
             (
                 "GPU busy",
-                f"{format_percent(s['gpu_busy_fraction'])} of the span, idle "
-                f"{format_ms(s['gpu_idle_ms'])}",
+                f"{percent(s['gpu_busy_fraction'])} of the span, idle {ms(s['gpu_idle_ms'])}",
             ),
             (
                 "Launch API",
-                f"{format_ms(s['launch_api_ms'])} in {format_count(s['kernel_launch_count'])} "
-                f"kernel launches, {format_count(s['cudagraph_replay_count'])} CUDA-graph replays",
+                f"{ms(s['launch_api_ms'])} in {count(s['kernel_launch_count'])} "
+                f"kernel launches, {count(s['cudagraph_replay_count'])} CUDA-graph replays",
             ),
         ]
     rows.append(("Compiled regions", _compiled_text(s)))
     rows.append(
         (
             "Host ops",
-            f"{format_count(s['cpu_op_count'])} ops, {format_ms(s['cpu_op_self_ms'])} self time",
+            f"{count(s['cpu_op_count'])} ops, {ms(s['cpu_op_self_ms'])} self time",
         )
     )
     return _facts_table(rows)
@@ -120,11 +113,11 @@ def _trace_facts(s: Mapping[str, Any]) -> Table:
 
 def _compiled_text(s: Mapping[str, Any]) -> str:
     if s.get("compiled_region_ms") is None:
-        return "none (no 'Torch-Compiled Region' event)"
+        return f"none (no '{COMPILED_REGION_PREFIX}' event)"
     names = ", ".join(s.get("compiled_region_names") or []) or "backward only"
     return (
-        f"{format_ms(s['compiled_region_ms'])} inside, "
-        f"{format_ms(s['outside_compiled_region_ms'])} outside ({names})"
+        f"{ms(s['compiled_region_ms'])} inside, "
+        f"{ms(s['outside_compiled_region_ms'])} outside ({names})"
     )
 
 
@@ -144,14 +137,12 @@ def kernel_table(
     table.add_column(f"Time{suffix}", justify="right", no_wrap=True)
     table.add_column("Share", justify="right", no_wrap=True)
     for k in kernels:
-        count = k.get("count_per_call", k.get("count"))
-        ms = k.get("ms_per_call", k.get("total_ms"))
         table.add_row(
             _name_cell(k["name"]),
             FAMILY_LABELS.get(k["family"], k["family"]),
-            format_count(count),
-            format_ms(ms),
-            format_percent(k["share"]),
+            count(k.get("count_per_call", k.get("count"))),
+            ms(k.get("ms_per_call", k.get("total_ms"))),
+            percent(k["share"]),
         )
     return table
 
@@ -166,9 +157,9 @@ def family_table(families: Sequence[Mapping[str, Any]], *, per_call: bool) -> Ta
     for f in families:
         table.add_row(
             FAMILY_LABELS.get(f["family"], f["family"]),
-            format_count(f.get("count_per_call", f.get("count"))),
-            format_ms(f.get("ms_per_call", f.get("total_ms"))),
-            format_percent(f["share"]),
+            count(f.get("count_per_call", f.get("count"))),
+            ms(f.get("ms_per_call", f.get("total_ms"))),
+            percent(f["share"]),
         )
     return table
 
@@ -185,9 +176,9 @@ def op_table(
     for op in ops:
         table.add_row(
             _name_cell(op["name"]),
-            format_count(op.get("count_per_call", op.get("count"))),
-            format_ms(op.get("self_ms_per_call", op.get("self_ms"))),
-            format_percent(op["share"]),
+            count(op.get("count_per_call", op.get("count"))),
+            ms(op.get("self_ms_per_call", op.get("self_ms"))),
+            percent(op["share"]),
         )
     return table
 
@@ -207,7 +198,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("Outside compiled / call", "outside_compiled_region_ms_per_call", "ms"),
     ("Host-op self time / call", "host_op_self_ms_per_call", "ms"),
 )
-_FORMATS = {"ms": format_ms, "count": format_count, "percent": format_percent}
+_FORMATS = {"ms": ms, "count": count, "percent": percent}
 
 
 def call_comparison_table(entry: Mapping[str, Any]) -> Table:
@@ -216,38 +207,34 @@ def call_comparison_table(entry: Mapping[str, Any]) -> Table:
         title=f"{entry['name']}: eager vs compiled", box=box.SIMPLE_HEAD, title_justify="left"
     )
     table.add_column("Per call", no_wrap=True)
-    table.add_column("eager", justify="right", no_wrap=True)
-    table.add_column("compiled", justify="right", no_wrap=True)
+    table.add_column(EAGER, justify="right", no_wrap=True)
+    table.add_column(COMPILED, justify="right", no_wrap=True)
     for label, key, kind in _ROWS:
         fmt = _FORMATS[kind]
-        table.add_row(label, fmt(entry["eager"].get(key)), fmt(entry["compiled"].get(key)))
+        table.add_row(label, fmt(entry[EAGER].get(key)), fmt(entry[COMPILED].get(key)))
     return table
 
 
 def what_if_text(what_if: Mapping[str, Any]) -> Text:
     status = what_if.get("status")
-    if status != "measured":
-        verb = "failed" if status == "failed" else "not run"
+    if status != MEASURED:
+        verb = "failed" if status == FAILED else "not run"
         return Text(f"reduce-overhead what-if {verb}: {what_if.get('reason')}")
     eager = what_if["speedup_over_eager"]
     default = what_if["speedup_over_default"]
     text = Text("reduce-overhead (CUDA graphs), timed interleaved: ", style="bold")
     text.append(
-        f"{format_ms(what_if['reduce_overhead']['median_ms'])} median, "
-        f"{_ratio(eager)} over eager, {_ratio(default)} over default compiled"
+        f"{ms(what_if['reduce_overhead']['median_ms'])} median, "
+        f"{_speedup(eager)} over eager, {_speedup(default)} over default compiled"
     )
     if what_if.get("cudagraph_skip_reasons"):
         text.append("; cudagraph skipped: " + "; ".join(what_if["cudagraph_skip_reasons"]))
     return text
 
 
-def _ratio(speedup: Mapping[str, Any]) -> str:
-    ratio, low, high = (as_number(speedup.get(k)) for k in ("ratio", "low", "high"))
-    if ratio is None:
-        return MISSING
-    if low is None or high is None:
-        return f"{ratio:.2f}x"
-    return f"{ratio:.2f}x ({low:.2f}–{high:.2f}x)"
+def _speedup(speedup: Mapping[str, Any]) -> str:
+    """A recorded `Speedup.summary()` with its range."""
+    return speedup_range(speedup.get("ratio"), speedup.get("low"), speedup.get("high"))
 
 
 def kernel_report_view(report: Any) -> RenderableType:
@@ -262,10 +249,12 @@ def kernel_report_view(report: Any) -> RenderableType:
     ]
     for entry in r["entry_points"]:
         parts.append(call_comparison_table(entry))
-        if not entry["compiled"].get("has_device_activity"):
-            parts.append(Text("No device activity recorded: device rows do not apply (—)."))
+        if not entry[COMPILED].get("has_device_activity"):
+            parts.append(
+                Text(f"No device activity recorded: device rows do not apply ({MISSING}).")
+            )
         parts.append(what_if_text(entry.get("reduce_overhead") or {}))
-        compiled = entry["compiled"]
+        compiled = entry[COMPILED]
         if compiled.get("top_kernels"):
             parts.append(
                 kernel_table(compiled["top_kernels"], per_call=True, title="Compiled: top kernels")

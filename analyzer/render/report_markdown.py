@@ -13,29 +13,46 @@ from collections.abc import Mapping
 from typing import Any
 
 from analyzer.findings import Finding
+from analyzer.format import ms, sci, times
+from analyzer.render.benchmark import criteria_by_name, criterion_shortfall
 from analyzer.render.findings_markdown import findings_markdown
-from analyzer.verdict import read_verdict
+from probes.records.names import BENCHMARK, ENTRY_POINTS
+from probes.records.reference import SPEEDUP_KEY, TIME_COMPILED_KEY, TIME_ORIGINAL_KEY
+
+NOT_MEASURED = "not measured"
 
 
-def _sci(value: Any) -> str:
-    if value is None:
-        return "not measured"
-    if isinstance(value, str):
-        return value
-    return f"{value:.2e}"
-
-
-def _ms(value: Any) -> str:
-    return "not measured" if value is None else f"{value:.2f} ms/iter"
+def _per_iter(value: Any) -> str:
+    shown = ms(value, missing="")
+    return f"{shown}/iter" if shown else NOT_MEASURED
 
 
 def _passed(value: Any) -> str:
     return {True: "PASSED", False: "FAILED"}.get(value, "NOT MEASURED")
 
 
-def report_markdown(diagnosis: Mapping[str, Any], findings: list[Finding]) -> str:
+def _overall_lines(verdict: Mapping[str, Any] | None) -> list[str]:
+    """The stored reference verdict, each failed criterion with what explains it."""
+    if not verdict:
+        return ["no verdict: the benchmark did not run", ""]
+    lines = [str(verdict.get("reference")), ""]
+    failed = [c for c in criteria_by_name(verdict).values() if c.get("passed") is False]
+    for criterion in failed:
+        because = ", ".join(criterion.get("explained_by") or []) or "no finding explains it"
+        excused = f" ({criterion.get('excuse')})" if criterion.get("excused") else ""
+        lines.append(f"- {criterion_shortfall(criterion)}: {because}{excused}")
+    if failed:
+        lines.append("")
+    if verdict.get("reading"):
+        lines += [str(verdict["reading"]), ""]
+    return lines
+
+
+def report_markdown(diagnosis: Mapping[str, Any]) -> str:
+    """A diagnosis record (as `diagnosis.json` holds it) as the Markdown report."""
     metrics = diagnosis.get("reference_metrics") or {}
-    benchmark = (diagnosis.get("probes") or {}).get("benchmark") or {}
+    benchmark = (diagnosis.get("probes") or {}).get(BENCHMARK) or {}
+    findings = [Finding.from_record(f) for f in diagnosis.get("findings") or []]
     target = diagnosis.get("target") or {}
     env = diagnosis.get("environment") or {}
     settings = benchmark.get("settings") or {}
@@ -69,49 +86,40 @@ def report_markdown(diagnosis: Mapping[str, Any], findings: list[Finding]) -> st
             f"- **{entry_point}**: compiled code ran: {ran} ({capture.get('frames_compiled')} "
             f"frames compiled, {capture.get('compiled_region_events')} compiled regions per call)"
         )
-    tolerance = settings.get("tolerance", 1e-5)
+    tolerance = sci(settings.get("tolerance"), missing=NOT_MEASURED)
     lines += [
         "",
         "## Correctness Results",
         "",
         f"- **Status**: {_passed(metrics.get('correctness_passed'))}",
-        f"- **Max Action Difference**: {_sci(correctness.get('action_diff'))} "
-        f"(threshold: {tolerance:.2e})",
-        f"- **Loss Difference**: {_sci(correctness.get('loss_diff'))} (threshold: {tolerance:.2e})",
+        f"- **Max Action Difference**: {sci(correctness.get('action_diff'), NOT_MEASURED)} "
+        f"(threshold: {tolerance})",
+        f"- **Loss Difference**: {sci(correctness.get('loss_diff'), NOT_MEASURED)} "
+        f"(threshold: {tolerance})",
         "",
         "## Performance Results",
         "",
     ]
-    for entry_point in ("inference", "training"):
-        speedup = metrics.get(f"speedup_{entry_point}")
+    for entry_point in ENTRY_POINTS:
         lines += [
             f"### {entry_point.capitalize()} Performance",
             "",
-            f"- **Original**: {_ms(metrics.get(f'time_original_{entry_point}'))} (median)",
-            f"- **Compiled**: {_ms(metrics.get(f'time_compiled_{entry_point}'))} (median)",
-            f"- **Speedup**: {'not measured' if speedup is None else f'{speedup:.2f}x'}",
+            f"- **Original**: {_per_iter(metrics.get(TIME_ORIGINAL_KEY[entry_point]))} (median)",
+            f"- **Compiled**: {_per_iter(metrics.get(TIME_COMPILED_KEY[entry_point]))} (median)",
+            f"- **Speedup**: {times(metrics.get(SPEEDUP_KEY[entry_point]), NOT_MEASURED)}",
             "",
         ]
     lines += [
         "### Consistency Metrics (step i of eager against step i of compiled)",
         "",
-        f"- **Average Loss Difference**: {_sci(metrics.get('loss_consistency'))}",
-        f"- **Average Grad Norm Difference**: {_sci(metrics.get('grad_norm_consistency'))}",
+        f"- **Average Loss Difference**: {sci(metrics.get('loss_consistency'), NOT_MEASURED)}",
+        "- **Average Grad Norm Difference**: "
+        f"{sci(metrics.get('grad_norm_consistency'), NOT_MEASURED)}",
         "",
         "## Overall Result (the reference criteria)",
         "",
-        "SUCCESS" if metrics.get("success") else "NEEDS WORK",
-        "",
+        *_overall_lines(diagnosis.get("verdict")),
     ]
-    if benchmark and metrics:
-        reading = read_verdict(metrics, benchmark, findings)
-        for criterion in reading.failed:
-            because = ", ".join(criterion.explained_by) or "no finding explains it"
-            excused = f" ({criterion.excuse})" if criterion.excused else ""
-            lines.append(
-                f"- {criterion.criterion} fails {criterion.requirement}: {because}{excused}"
-            )
-        lines.append("")
     lines += [
         "## Diagnosis",
         "",

@@ -1,6 +1,6 @@
 """Rules over the benchmark probe: what compiling costs, and whether a speedup is real.
 
-Reads `probes["benchmark"]`, the recorded `probes.benchmark.BenchmarkResult`.
+Reads `probes["benchmark"]`, the recorded `probes.records.benchmark.BenchmarkResult`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
+from analyzer.format import count, ms, times
+from probes.records.names import BENCHMARK
+from probes.records.reference import REFERENCE_SPEEDUP
+from probes.records.serialize import as_number
 
 # --- the rules of this family, documented beside their checks --------------------
 
@@ -52,10 +56,10 @@ INSUFFICIENT_SPEEDUP = Rule(
     title="Compiled code ran but is not faster than the threshold",
     default_severity=Severity.WARNING,
     what_it_does=prose(
-        "Flags a speedup at or below the success threshold (1.1x) for an entry point whose",
-        "compiled code did run, with the time per call of each side, and names the probes",
-        "that tell its possible causes apart: graph breaks, recompiles, a launch-bound GPU,",
-        "eager work outside the compiled region.",
+        f"Flags a speedup at or below the success threshold ({REFERENCE_SPEEDUP}x) for an entry",
+        "point whose compiled code did run, with the time per call of each side, and names the",
+        "probes that tell its possible causes apart: graph breaks, recompiles, a launch-bound",
+        "GPU, eager work outside the compiled region.",
     ),
     why_it_matters=prose(
         "A compile that does not pay off costs compile time and a second code path for",
@@ -127,7 +131,7 @@ RULES: tuple[Rule, ...] = (
 
 
 def check(probes: Mapping[str, Any]) -> list[Finding]:
-    benchmark = probes.get("benchmark")
+    benchmark = probes.get(BENCHMARK)
     if not benchmark or not benchmark.get("compilation_successful"):
         return []
     findings: list[Finding] = []
@@ -166,14 +170,14 @@ def _compile_time_cost(entry_point: str, timing: Mapping[str, Any]) -> Finding:
         evidence["calls_to_break_even"] = round(calls)
         cause = (
             f"The first {entry_point} call took {first_s:.1f} s (the compile); each later call "
-            f"saves {saved_ms:.2f} ms, so compiling pays for itself after about "
-            f"{calls:,.0f} calls."
+            f"saves {ms(saved_ms)}, so compiling pays for itself after about "
+            f"{count(round(calls))} calls."
         )
         severity = Severity.INFO
     else:
         cause = (
             f"The first {entry_point} call took {first_s:.1f} s (the compile), and compiled calls "
-            f"are not faster than eager ({compiled_ms:.2f} ms against {eager_ms:.2f} ms): "
+            f"are not faster than eager ({ms(compiled_ms)} against {ms(eager_ms)}): "
             "the compile never pays for itself at this size."
         )
         severity = Severity.WARNING
@@ -193,8 +197,8 @@ def _compile_time_cost(entry_point: str, timing: Mapping[str, Any]) -> Finding:
 
 def _speedup_within_noise(entry_point: str, timing: Mapping[str, Any]) -> Finding | None:
     speedup = timing.get("speedup") or {}
-    low, high, ratio = speedup.get("low"), speedup.get("high"), speedup.get("ratio")
-    if low is None or high is None or not (low < 1.0 < high):
+    low, high, ratio = (as_number(speedup.get(key)) for key in ("low", "high", "ratio"))
+    if low is None or high is None or ratio is None or not (low < 1.0 < high):
         return None
     return make_finding(
         BENCHMARK_METHODOLOGY,
@@ -202,8 +206,8 @@ def _speedup_within_noise(entry_point: str, timing: Mapping[str, Any]) -> Findin
         confidence="medium",
         title=f"The {entry_point} speedup is within run-to-run noise",
         cause=(
-            f"The measured {entry_point} speedup {ratio:.2f}x lies inside the range the timing "
-            f"spread allows ({low:.2f}x to {high:.2f}x): it cannot tell compiled from eager."
+            f"The measured {entry_point} speedup {times(ratio)} lies inside the range the timing "
+            f"spread allows ({times(low)} to {times(high)}): it cannot tell compiled from eager."
         ),
         evidence={
             "entry_point": entry_point,

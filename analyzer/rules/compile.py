@@ -1,32 +1,8 @@
 """Compile rules: graph breaks, recompiles, and timed calls that never ran compiled code.
 
-They read two recorded probes:
-
-`probes["graph_breaks"]` (written by `probes.compile.graph_breaks.graph_breaks_section`)::
-
-    {
-      "<entry point>": GraphBreakReport,   # "inference", "training": one explain run each
-          # {"entry_point", "graph_count", "break_count", "op_count", "ops_per_graph": [int],
-          #  "seconds", "torch_version",
-          #  "breaks": [GraphBreak: {"reason", "category", "hits", "location", "user_stack",
-          #             "gb_id", "explanation", "hints", "doc_url", "graph_index",
-          #             "ops_before", "ops_after", "last_ops_before", "first_ops_after"}]}
-          # location: {"filename", "lineno", "function", "code"} (as SourceLocation)
-      "fullgraph": {"<entry point>": FullgraphResult},
-          # {"entry_point", "compiles", "error", "error_type", "backend", "seconds"}
-      "recompiles": {"<entry point>": RecompileReport},
-          # {"entry_point", "function", "recompile_limit", "recompile_count", "limit_hit",
-          #  "torch_version",
-          #  "scenarios": [{"name", "new_frames", "guard_failures": [str], "limit_hit",
-          #                 "seconds", "error",
-          #                 "recompiles": [{"compile_id", "function", "guard", "guard_source",
-          #                                 "location", "reason", "limit_hit"}]}]}
-    }
-
-`probes["benchmark"]["capture"]` (when present): `{"<entry point>": Capture.summary()}` with
-`frames_compiled`, `graphs_captured`, `compiled_region_events` and `ran_compiled_code`.
-
-Every entry point recorded is one the diagnosis times.
+They read the recorded `probes["graph_breaks"]` and `probes["benchmark"]["capture"]` (their
+schema: `probes.records.compile`) and, to point a finding at its frame in the tlparse report,
+`probes["compile_trace"]` (`probes.records.compile_trace`).
 """
 
 from __future__ import annotations
@@ -45,6 +21,20 @@ from analyzer.findings import (
     make_finding,
     prose,
 )
+from analyzer.format import short_path
+from probes.records.compile import (
+    CATEGORY_LABELS,
+    DATA_DEPENDENT_BRANCH,
+    DYNAMIC_SHAPE,
+    FULLGRAPH_KEY,
+    OTHER,
+    PRINT_LOGGING,
+    RECOMPILES_KEY,
+    SCALAR_READ,
+    UNSUPPORTED_CALL,
+    entry_point_reports,
+)
+from probes.records.names import BENCHMARK, COMPILE_TRACE, GRAPH_BREAKS, RECOMPILES
 
 # --- the rules of this family, documented beside their checks --------------------
 
@@ -207,44 +197,32 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-FULLGRAPH_KEY = "fullgraph"
-RECOMPILES_KEY = "recompiles"
-
-CATEGORY_LABELS = {
-    "scalar-read": "scalar read",
-    "data-dependent-branch": "branch on a tensor value",
-    "print-logging": "print / logging",
-    "unsupported-call": "call dynamo cannot trace",
-    "dynamic-shape": "dynamic shape",
-    "other": "other",
-}
-
 CATEGORY_STEPS = {
-    "scalar-read": [
+    SCALAR_READ: [
         "Keep the value a tensor in compiled code (`loss.detach()`, not `loss.item()`) and "
         "read it with `.item()` after the step, outside the compiled function.",
         "torch._dynamo.config.capture_scalar_outputs = True  # trace the read instead of breaking",
     ],
-    "data-dependent-branch": [
+    DATA_DEPENDENT_BRANCH: [
         "Replace the Python `if` on a tensor with `torch.where(cond, a, b)`, or with "
         "`torch.cond(pred, true_fn, false_fn, (x,))` when both branches are functions.",
         "Or move the branch outside the compiled function.",
     ],
-    "print-logging": [
+    PRINT_LOGGING: [
         "Remove the call from the compiled path, or guard it: "
         "`if not torch.compiler.is_compiling(): ...`",
         "torch._dynamo.config.reorderable_logging_functions.add(print)  # for print / warnings",
     ],
-    "unsupported-call": [
+    UNSUPPORTED_CALL: [
         "Use the torch equivalent (e.g. `torch.randint` for `np.random.choice`) so that "
         "dynamo can trace it, or move the call outside the compiled function.",
     ],
-    "dynamic-shape": [
+    DYNAMIC_SHAPE: [
         "Avoid ops whose output shape depends on the data (`nonzero`, `unique`, boolean "
         "masks) in the compiled path, or mark the dimension dynamic: "
         "`torch._dynamo.mark_dynamic(x, 0)`.",
     ],
-    "other": ['TORCH_LOGS="graph_breaks" python your_script.py  # the full reason and stack'],
+    OTHER: ['TORCH_LOGS="graph_breaks" python your_script.py  # the full reason and stack'],
 }
 
 # Hints of torch's registry that ask for a bug report: nothing a user can do in their code.
@@ -253,10 +231,10 @@ _BOILERPLATE_HINT = re.compile(r"report an issue|file an issue|Dynamo bug", re.I
 
 def check(probes: Mapping[str, Any]) -> list[Finding]:
     findings: list[Finding] = []
-    section = probes.get("graph_breaks")
-    traces = probes.get("compile_trace") or {}
-    traced_breaks = (traces.get("benchmark") or {}).get("graph_breaks") or []
-    recompile_report = ((traces.get("recompiles") or {}).get("tlparse") or {}).get("index_html")
+    section = probes.get(GRAPH_BREAKS)
+    traces = probes.get(COMPILE_TRACE) or {}
+    traced_breaks = (traces.get(BENCHMARK) or {}).get("graph_breaks") or []
+    recompile_report = ((traces.get(RECOMPILES) or {}).get("tlparse") or {}).get("index_html")
     if isinstance(section, Mapping):
         fullgraph = section.get(FULLGRAPH_KEY) or {}
         for entry_point, report in entry_point_reports(section).items():
@@ -268,21 +246,12 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
                     found.evidence["tlparse_report"] = recompile_report
                 findings.append(found)
     findings += compilation_failed_findings(probes)
-    benchmark = probes.get("benchmark")
+    benchmark = probes.get(BENCHMARK)
     if isinstance(benchmark, Mapping):
         for entry_point, capture in (benchmark.get("capture") or {}).items():
             found = compiled_path_not_exercised(str(entry_point), capture)
             findings += [found] if found else []
     return findings
-
-
-def entry_point_reports(section: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The graph-break reports of a recorded section, by entry point."""
-    return {
-        str(key): value
-        for key, value in section.items()
-        if key not in (FULLGRAPH_KEY, RECOMPILES_KEY) and isinstance(value, Mapping)
-    }
 
 
 # --- graph-break -------------------------------------------------------------------------------
@@ -318,7 +287,7 @@ def _graph_break(
     fullgraph: Mapping[str, Any] | None,
 ) -> Finding:
     first = group[0]
-    category = str(first.get("category") or "other")
+    category = str(first.get("category") or OTHER)
     label = CATEGORY_LABELS.get(category, category)
     location = SourceLocation.from_record(first.get("location"))
     hits = sum(int(b.get("hits") or 1) for b in group)
@@ -364,7 +333,7 @@ def _graph_break(
 
 
 def _break_steps(category: str, group: Sequence[Mapping[str, Any]]) -> list[str]:
-    steps = list(CATEGORY_STEPS.get(category, CATEGORY_STEPS["other"]))
+    steps = list(CATEGORY_STEPS.get(category, CATEGORY_STEPS[OTHER]))
     for brk in group:
         steps += [h for h in brk.get("hints") or [] if not _BOILERPLATE_HINT.search(h)]
         if brk.get("doc_url"):
@@ -520,7 +489,7 @@ def compiled_path_not_exercised(entry_point: str, capture: Any) -> Finding | Non
 
 
 def compilation_failed_findings(probes: Mapping[str, Any]) -> list[Finding]:
-    benchmark = probes.get("benchmark") or {}
+    benchmark = probes.get(BENCHMARK) or {}
     error = benchmark.get("compilation_error")
     if not error:
         return []
@@ -545,18 +514,3 @@ def compilation_failed_findings(probes: Mapping[str, Any]) -> list[Finding]:
             ],
         )
     ]
-
-
-# --- shared ------------------------------------------------------------------------------------
-
-
-def short_path(filename: str) -> str:
-    """A path as a reader knows it: from the package (`lerobot/...`) or the working folder."""
-    marker = "site-packages/"
-    if marker in filename:
-        return filename.split(marker, 1)[1]
-    path = Path(filename)
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return filename

@@ -1,61 +1,47 @@
 """Divergence rules: random numbers, arithmetic, a tolerance below rounding, a precision setting.
 
-They read the recorded divergence probe, `probes["divergence"]` (`probes.divergence.probe.
-DivergenceReport` as JSON)::
+They read the recorded divergence probe, `probes["divergence"]`, laid out in
+`probes.records.divergence` (the record is the schema). `probes["benchmark"]` (when present)
+gives the absolute threshold the reference script applied (`settings.tolerance`) and its
+measured `loss_diff` and `action_diff`.
 
-    {"target", "device", "torch_version", "compile", "seed",
-     "criterion": {"tolerance", "multiplier_large", "multiplier_small", "small_below",
-                   "error_measure", "source"},
-     "criterion_rule": str,
-     "numerics": NumericSettings | None,
-     "verdict": "none" | "rng" | "arithmetic" | "both" | "untested" | "unknown",
-     "summary": str,
-     "scenarios": [                     # "eval", "as-is", "fallback-random", "dropout-off",
-        {"name", "entry_point",         # and on CUDA "tf32-off", "tf32-on"
-         "description", "settings", "compiled_fresh", "frames_compiled",
-         "passes": bool | None, "failing": [str], "primary": "loss" | "action",
-         "primary_max_abs_diff", "max_rel_diff", "gradients_compared", "gradients_failing",
-         "max_gradient_abs_diff", "numerics", "seconds", "error",
-         "outputs": [{"name", "shape", "max_abs_diff", "max_rel_diff", "rmse_diff",
-                      "eager_rerun_max_abs_diff", "eager_rmse_vs_fp64",
-                      "compiled_rmse_vs_fp64", "multiplier", "error_ratio", "bound",
-                      "within_allclose", "passes", "eager_value"}]}],
-     "attribution": {"verdict", "explanation", "loss_diff": {scenario: float},
-                     "max_gradient_diff": {scenario: float}, "passes": {scenario: bool}}
-                    | None,
-     "dropout": {"modules": [path], "attention": [path], "functional": [name]},
-     "localization": {"entry_point", "reason", "settings", "capture_note",
-                      "capture_reproduces", "capture_outputs": [output],
-                      "modules": [{"order", "path", "module_class", "call_index", "shape",
-                                   "max_abs_error", "max_rel_error", "rmse", "input_rmse",
-                                   "error_growth", "eager_rmse_vs_fp64",
-                                   "compiled_rmse_vs_fp64", "error_ratio", "passes",
-                                   "inputs_pass", "adds_error"}],
-                      "gradients": [{"order", "parameter", "module_path", "shape",
-                                     "max_abs_error", "max_rel_error", "rmse",
-                                     "eager_rmse_vs_fp64", "compiled_rmse_vs_fp64",
-                                     "error_ratio", "passes"}],
-                      "first_divergent_module", "first_divergent_class",
-                      "first_divergent_gradient", "backward_only",
-                      "confirmation": {"module_path", "frames_compiled", "reproduced",
-                                       "outputs": [output], "seconds", "error"} | None,
-                      "seconds"} | None,
-     "localization_note": str,
-     "precision": {"ran", "note", "tf32_explains"} | None,
-     "dynamo_resets", "notes", "phase_seconds": {phase: seconds}}
-
-`probes["benchmark"]` (when present) gives the absolute threshold the reference script applied
-(`settings.tolerance`) and its measured `loss_diff` and `action_diff`.
+The probe records figures and no judgement. This module also reads them as a whole
+(`read_divergence`): what the training difference comes from (the attribution), the overall
+verdict and its summary sentence, and whether TF32 explains a difference.
+`complete_divergence_record` writes that reading into the section's `verdict`, `summary`,
+`attribution.verdict`, `attribution.explanation` and `precision.tf32_explains` keys.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
+from analyzer.format import sci, times
+from probes.records.divergence import (
+    ACTION,
+    ARITHMETIC,
+    AS_IS,
+    BOTH,
+    DROPOUT_OFF,
+    EVAL,
+    FALLBACK_RANDOM,
+    LOSS,
+    NONE,
+    RNG,
+    RNG_FREE,
+    TF32_OFF,
+    TF32_ON,
+    UNKNOWN,
+    UNTESTED,
+    failing_without_random_numbers,
+)
+from probes.records.reference import REFERENCE_TOLERANCE
 from probes.records.serialize import as_number
+
+NOT_MEASURED = "not measured"  # a figure missing from a cause sentence
 
 # --- the rules of this family, documented beside their checks --------------------
 
@@ -221,11 +207,6 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-EVAL, AS_IS, FALLBACK_RANDOM, DROPOUT_OFF = "eval", "as-is", "fallback-random", "dropout-off"
-TF32_OFF, TF32_ON = "tf32-off", "tf32-on"
-RNG_FREE = (FALLBACK_RANDOM, DROPOUT_OFF)
-REFERENCE_TOLERANCE = 1e-5  # the reference script's absolute threshold, when no benchmark ran
-
 STEP_FALLBACK_RANDOM = (
     "import torch._inductor.config as inductor_config\n"
     "inductor_config.fallback_random = True  # before compiling; for comparisons only"
@@ -270,45 +251,195 @@ def output(item: Mapping[str, Any] | None, name: str) -> Mapping[str, Any] | Non
     return None
 
 
-def _sci(value: Any) -> str:
-    number = as_number(value)
-    if number is None:
-        return "not measured"
-    if math.isinf(number):
-        return "inf"
-    return "0" if number == 0 else f"{number:.2e}"
-
-
-def _ratio(value: Any) -> str:
-    number = as_number(value)
-    if number is None:
-        return "not measured"
-    return "inf" if math.isinf(number) else f"{number:,.1f}x"
-
-
 def arithmetic_failures(section: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """Scenarios without random-number differences whose outputs fail the fp64 criterion."""
-    failing = []
-    evaluated = scenario(section, EVAL)
-    if evaluated is not None and evaluated.get("passes") is False:
-        failing.append(evaluated)
-    ran = [s for s in (scenario(section, n) for n in RNG_FREE) if s and s.get("passes") is not None]
-    if ran and not any(s.get("passes") for s in ran):
-        failing.extend(ran)
-    return failing
+    scenarios = [s for s in section.get("scenarios") or [] if isinstance(s, Mapping)]
+    failing = failing_without_random_numbers({s.get("name"): s.get("passes") for s in scenarios})
+    return [s for s in scenarios if s.get("name") in failing]
+
+
+# --- the probe's figures read as a whole: the verdicts --------------------------------------
+# The as-is training scenario compares eager and compiled from the same seed; the what-ifs take
+# random numbers out, with `fallback_random` (Inductor draws with eager's generator) and with
+# every dropout off. If a what-if passes the fp64 criterion, random numbers explain the
+# difference; if none does, the arithmetic differs, and when taking random numbers out still
+# shrinks the difference RNG_SHARE-fold, both do.
+
+RNG_SHARE = 10.0  # as is differing 10x more than with random numbers out: both causes
+
+SUMMARIES = {
+    NONE: "compiled is as close to fp64 as eager in every scenario",
+    RNG: "the difference is random numbers: it vanishes when both sides draw the same",
+    ARITHMETIC: "compiled arithmetic differs beyond the fp64 criterion",
+    BOTH: "random numbers explain most of the difference; the arithmetic differs too",
+    UNTESTED: "training differs, and no what-if without random numbers ran to say why",
+    UNKNOWN: "some scenarios did not complete",
+}
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What the training difference as is comes from (a verdict), and the figures that say so."""
+
+    verdict: str
+    explanation: str
+
+
+@dataclass(frozen=True)
+class DivergenceReading:
+    """What the recorded divergence figures say, as the record's verdict keys hold it."""
+
+    verdict: str  # one of probes.records.divergence.VERDICTS
+    summary: str
+    attribution_verdict: str | None  # None: no training entry point, nothing to attribute
+    attribution_explanation: str | None
+    tf32_explains: bool | None  # fails with TF32 on, passes with it off; None: not compared
+
+
+def read_divergence(section: Mapping[str, Any]) -> DivergenceReading:
+    """The verdicts of a recorded divergence section, from its figures alone."""
+    attribution = attribute(section)
+    verdict = overall_verdict(section, attribution.verdict if attribution else None)
+    return DivergenceReading(
+        verdict=verdict,
+        summary=summary(verdict, section.get("localization")),
+        attribution_verdict=attribution.verdict if attribution else None,
+        attribution_explanation=attribution.explanation if attribution else None,
+        tf32_explains=tf32_explains(section),
+    )
+
+
+def complete_divergence_record(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The section with its reading written in, as `diagnosis.json` keeps it; `section` as is.
+
+    Fills `verdict`, `summary`, `attribution.verdict`, `attribution.explanation` (when the
+    section has an attribution) and `precision.tf32_explains` (when it has a precision check).
+    """
+    reading = read_divergence(section)
+    completed = {**section, "verdict": reading.verdict, "summary": reading.summary}
+    attribution = section.get("attribution")
+    if isinstance(attribution, Mapping):
+        figures = {k: v for k, v in attribution.items() if k not in ("verdict", "explanation")}
+        completed["attribution"] = {
+            "verdict": reading.attribution_verdict,
+            "explanation": reading.attribution_explanation,
+            **figures,
+        }
+    precision = section.get("precision")
+    if isinstance(precision, Mapping):
+        completed["precision"] = {**precision, "tf32_explains": reading.tf32_explains}
+    return completed
+
+
+def attribute(section: Mapping[str, Any]) -> Attribution | None:
+    """What the training difference as is comes from, and why: None without a training run.
+
+    Judged by the what-ifs that ran; "untested" when none was asked for.
+    """
+    if not isinstance(section.get("attribution"), Mapping):
+        return None
+    as_is = scenario(section, AS_IS)
+    if as_is is None or as_is.get("passes") is None:
+        return Attribution(UNKNOWN, "the as-is training run did not complete")
+    what_ifs = [item for item in (scenario(section, n) for n in RNG_FREE) if item is not None]
+    diff = sci(as_is.get("primary_max_abs_diff") or 0.0)
+    if as_is.get("passes"):  # nothing to attribute, with or without what-ifs
+        because = f"as is, compiled passes the fp64 criterion (loss differs by {diff})"
+        return Attribution(NONE, f"{because}: there is no divergence to attribute")
+    if not what_ifs:
+        return Attribution(
+            UNTESTED,
+            f"the loss differs by {diff} as is; no what-if taking random numbers out was run, "
+            "so random numbers and arithmetic are not told apart",
+        )
+    rng_free = [item for item in what_ifs if item.get("passes") is not None]
+    if not rng_free:
+        return Attribution(UNKNOWN, "the what-if training runs did not complete")
+    cleared = [item for item in rng_free if item.get("passes")]
+    if cleared:
+        named = " and ".join(
+            f"{item.get('name')} ({sci(item.get('primary_max_abs_diff'))})" for item in cleared
+        )
+        return Attribution(
+            RNG,
+            f"the loss differs by {diff} as is and passes the fp64 criterion with {named}: "
+            "eager and compiled drew different random numbers; the arithmetic agrees",
+        )
+    best = min(rng_free, key=lambda item: as_number(item.get("max_rel_diff")) or 0.0)
+    before = as_number(as_is.get("max_rel_diff")) or 0.0
+    after = as_number(best.get("max_rel_diff")) or 0.0
+    change = (
+        f"the largest relative difference over loss and gradients is {sci(before)} as is and "
+        f"{sci(after)} with {best.get('name')}"
+    )
+    if before > RNG_SHARE * after:
+        return Attribution(
+            BOTH,
+            f"{change}: random numbers explain most of it, but what remains fails the fp64 "
+            "criterion too",
+        )
+    return Attribution(
+        ARITHMETIC,
+        f"{change}: taking random numbers out does not help; the arithmetic differs beyond the "
+        "fp64 criterion",
+    )
+
+
+def overall_verdict(section: Mapping[str, Any], attribution: str | None) -> str:
+    """The training attribution, overruled where inference without random numbers fails."""
+    eval_passes = (scenario(section, EVAL) or {}).get("passes")
+    if attribution is None:
+        if eval_passes is None:
+            return UNKNOWN
+        return ARITHMETIC if eval_passes is False else NONE
+    if eval_passes is False:
+        # Inference without random numbers already fails: the arithmetic differs, whatever the
+        # random numbers add in training.
+        return {NONE: ARITHMETIC, RNG: BOTH, UNTESTED: ARITHMETIC}.get(attribution, attribution)
+    return attribution
+
+
+def summary(verdict: str, localization: Any) -> str:
+    """One sentence: the verdict, and where the localization found the first divergence."""
+    text = SUMMARIES.get(verdict, verdict)
+    if not isinstance(localization, Mapping):
+        return text
+    if localization.get("first_divergent_module"):
+        text += f"; first module to add error: {localization['first_divergent_module']}"
+    elif localization.get("backward_only"):
+        gradient = localization.get("first_divergent_gradient")
+        text += f"; only in the backward pass, first at the gradient of {gradient}"
+    confirmed = localization.get("confirmation")
+    if isinstance(confirmed, Mapping) and confirmed.get("reproduced") is not None:
+        path = confirmed.get("module_path")
+        text += (
+            f" (compiled alone, {path} reproduces it)"
+            if confirmed["reproduced"]
+            else f" (compiled alone, {path} does not reproduce it)"
+        )
+    return text
+
+
+def tf32_explains(section: Mapping[str, Any]) -> bool | None:
+    """True when training fails with TF32 on for both sides and passes with it off."""
+    off, on = scenario(section, TF32_OFF), scenario(section, TF32_ON)
+    if off is None or on is None or off.get("passes") is None or on.get("passes") is None:
+        return None
+    return bool(off["passes"] and not on["passes"])
 
 
 # --- rng-divergence ----------------------------------------------------------------------------
 
 
 def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
-    attribution = section.get("attribution")
-    if not isinstance(attribution, Mapping):
+    judged = attribute(section)
+    if judged is None:
         return None
-    if attribution.get("verdict") == "untested":
+    if judged.verdict == UNTESTED:
         return _rng_divergence_unconfirmed(section)
-    if attribution.get("verdict") not in ("rng", "both"):
+    if judged.verdict not in (RNG, BOTH):
         return None
+    attribution = section["attribution"]
     as_is = scenario(section, AS_IS) or {}
     loss = attribution.get("loss_diff") or {}
     gradients = attribution.get("max_gradient_diff") or {}
@@ -334,7 +465,7 @@ def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
     }
     before = as_number(loss.get(AS_IS)) or 0.0
     after = min((v for v in (as_number(loss.get(n)) for n in RNG_FREE) if v is not None), default=0)
-    both = attribution.get("verdict") == "both"
+    both = judged.verdict == BOTH
     rest = " Random numbers explain most of it, not all: see numerical-divergence." if both else ""
     return make_finding(
         RNG_DIVERGENCE,
@@ -342,8 +473,9 @@ def rng_divergence(section: Mapping[str, Any]) -> Finding | None:
         confidence="high",
         cause=(
             f"Eager and compiled drew different random numbers: the training loss differs by "
-            f"{_sci(before)} as is and by {_sci(loss.get(FALLBACK_RANDOM))} with "
-            f"fallback_random, {_sci(loss.get(DROPOUT_OFF))} with every dropout off "
+            f"{sci(before, NOT_MEASURED)} as is and by "
+            f"{sci(loss.get(FALLBACK_RANDOM), NOT_MEASURED)} with fallback_random, "
+            f"{sci(loss.get(DROPOUT_OFF), NOT_MEASURED)} with every dropout off "
             f"({sites} dropout sites).{rest}"
         ),
         evidence=evidence,
@@ -381,11 +513,11 @@ def _rng_divergence_unconfirmed(section: Mapping[str, Any]) -> Finding | None:
         confidence="medium",
         cause=(
             f"Probably random numbers: the training loss differs by "
-            f"{_sci(as_is.get('primary_max_abs_diff'))} with dropout drawing at {sites} sites, "
-            f"while inference in eval mode (no random numbers) passes the fp64 criterion "
-            f"({_sci(inference.get('primary_max_abs_diff'))}). Not confirmed: the what-if that "
-            "takes random numbers out of training did not run (it is one more compile of the "
-            "training step; on CUDA and with --rng-what-if it runs)."
+            f"{sci(as_is.get('primary_max_abs_diff'), NOT_MEASURED)} with dropout drawing at "
+            f"{sites} sites, while inference in eval mode (no random numbers) passes the fp64 "
+            f"criterion ({sci(inference.get('primary_max_abs_diff'), NOT_MEASURED)}). Not "
+            "confirmed: the what-if that takes random numbers out of training did not run (it "
+            "is one more compile of the training step; on CUDA and with --rng-what-if it runs)."
         ),
         evidence={
             "loss_diff_as_is_abs": as_number(as_is.get("primary_max_abs_diff")),
@@ -437,10 +569,10 @@ def numerical_divergence(section: Mapping[str, Any]) -> Finding | None:
     }
     cause = (
         f"With random numbers taken out ({first.get('name')}), compiled {worst.get('name')} is "
-        f"{_ratio(worst.get('error_ratio'))} further from fp64 than eager is (RMSE "
-        f"{_sci(worst.get('compiled_rmse_vs_fp64'))} against "
-        f"{_sci(worst.get('eager_rmse_vs_fp64'))}; the criterion allows "
-        f"{_sci(worst.get('bound'))}): not rounding."
+        f"{times(worst.get('error_ratio'), NOT_MEASURED)} further from fp64 than eager is (RMSE "
+        f"{sci(worst.get('compiled_rmse_vs_fp64'), NOT_MEASURED)} against "
+        f"{sci(worst.get('eager_rmse_vs_fp64'), NOT_MEASURED)}; the criterion allows "
+        f"{sci(worst.get('bound'), NOT_MEASURED)}): not rounding."
     )
     title, confidence = None, "low"
     steps = [STEP_MINIFY]
@@ -486,7 +618,7 @@ def _where(localization: Mapping[str, Any], evidence: dict[str, Any]) -> tuple[s
         where = (
             f"The first module to add error is {module} "
             f"({localization.get('first_divergent_class')}), error growth "
-            f"{_ratio(row.get('error_growth'))} from its inputs."
+            f"{times(row.get('error_growth'), NOT_MEASURED)} from its inputs."
         )
     elif localization.get("backward_only"):
         gradient = localization.get("first_divergent_gradient")
@@ -527,9 +659,9 @@ def tolerance_too_strict(section: Mapping[str, Any], benchmark: Mapping[str, Any
     threshold = as_number((benchmark.get("settings") or {}).get("tolerance")) or REFERENCE_TOLERANCE
     found = []
     evaluated = scenario(section, EVAL)
-    action = _tolerance(evaluated, threshold, as_number(benchmark.get("action_diff")), "action")
+    action = _tolerance(evaluated, threshold, as_number(benchmark.get("action_diff")), ACTION)
     found += [action] if action else []
-    loss = _tolerance(_training_without_rng(section), threshold, None, "loss")
+    loss = _tolerance(_training_without_rng(section), threshold, None, LOSS)
     found += [loss] if loss else []
     return found
 
@@ -550,7 +682,7 @@ def _tolerance(
     if item is None or primary is None or not _as_close_as_eager(primary):
         return None
     diff = as_number(primary.get("max_abs_diff")) or 0.0
-    if label == "action" and measured is not None:
+    if label == ACTION and measured is not None:
         diff = max(diff, measured)
     if diff < threshold:
         return None
@@ -559,11 +691,12 @@ def _tolerance(
         confidence="high",
         title=f"An absolute {threshold:.0e} on the {label} is below rounding noise",
         cause=(
-            f"The {label} differs by {_sci(diff)}, above the absolute {threshold:.0e}, yet "
-            f"compiled is as close to fp64 as eager is ({item.get('name')}: RMSE "
-            f"{_sci(primary.get('compiled_rmse_vs_fp64'))} against eager's "
-            f"{_sci(primary.get('eager_rmse_vs_fp64'))}, {_ratio(primary.get('error_ratio'))}):"
-            " both programs are correct to fp32 rounding; the threshold is not."
+            f"The {label} differs by {sci(diff, NOT_MEASURED)}, above the absolute "
+            f"{threshold:.0e}, yet compiled is as close to fp64 as eager is ({item.get('name')}: "
+            f"RMSE {sci(primary.get('compiled_rmse_vs_fp64'), NOT_MEASURED)} against eager's "
+            f"{sci(primary.get('eager_rmse_vs_fp64'), NOT_MEASURED)}, "
+            f"{times(primary.get('error_ratio'), NOT_MEASURED)}): both programs are correct to "
+            "fp32 rounding; the threshold is not."
         ),
         evidence={
             "scenario": item.get("name"),
@@ -591,8 +724,7 @@ def _as_close_as_eager(compared: Mapping[str, Any]) -> bool:
 
 
 def precision_setting_mismatch(section: Mapping[str, Any]) -> Finding | None:
-    precision = section.get("precision")
-    if not isinstance(precision, Mapping) or not precision.get("tf32_explains"):
+    if not tf32_explains(section):
         return None
     off, on = scenario(section, TF32_OFF) or {}, scenario(section, TF32_ON) or {}
     on_worst = _worst_output(on) or {}
@@ -603,9 +735,9 @@ def precision_setting_mismatch(section: Mapping[str, Any]) -> Finding | None:
         confidence="high",
         cause=(
             f"With TF32 on for both sides, compiled {on_worst.get('name')} is "
-            f"{_ratio(on_worst.get('error_ratio'))} further from fp64 than eager; with TF32 off "
-            f"for both, {_ratio(off_same.get('error_ratio'))} and every output passes: TF32, "
-            "not the compiler, explains the difference."
+            f"{times(on_worst.get('error_ratio'), NOT_MEASURED)} further from fp64 than eager; "
+            f"with TF32 off for both, {times(off_same.get('error_ratio'), NOT_MEASURED)} and "
+            "every output passes: TF32, not the compiler, explains the difference."
         ),
         evidence={
             "output": on_worst.get("name"),

@@ -2,7 +2,8 @@
 compiled code.
 
 They read the recorded kernel-timing probe (`probes["kernels"]`, a `KernelTimingReport` as JSON)
-and, through `check_trace`, a single `TraceSummary` as JSON (`compile-diagnose trace`).
+and, through `check_trace`, a single `TraceSummary` as JSON (`compile-diagnose trace`); both
+results, the launch-bound threshold and the profiler's words are in `probes/records/kernels.py`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
+from analyzer.format import count, ms, percent, plural, times
+from probes.records.kernels import (
+    COMPILED,
+    COMPILED_REGION_PREFIX,
+    EAGER,
+    KERNEL,
+    LAUNCH_BOUND_BUSY,
+    MEASURED,
+    MEMCPY,
+    MEMSET,
+)
+from probes.records.names import KERNELS
 from probes.records.serialize import as_number
 
 # --- the rules of this family, documented beside their checks --------------------
@@ -22,7 +35,7 @@ LAUNCH_BOUND = Rule(
     default_severity=Severity.WARNING,
     what_it_does=prose(
         "In a profiler trace of one call, compares the time the GPU spends in kernels (events",
-        "of category `kernel`, `gpu_memcpy` and `gpu_memset`, never annotations) with the",
+        f"of category `{KERNEL}`, `{MEMCPY}` and `{MEMSET}`, never annotations) with the",
         "call's wall span, and counts the kernels launched and the host time in launch APIs.",
         "When the GPU is idle most of the call, it reports the speedup of",
         '`mode="reduce-overhead"` that a what-if run measured.',
@@ -56,7 +69,7 @@ EAGER_WORK_OUTSIDE_COMPILED_REGION = Rule(
     title="Much of a compiled call runs outside compiled regions",
     default_severity=Severity.WARNING,
     what_it_does=prose(
-        "Measures how much of a compiled call's time falls outside `Torch-Compiled Region`",
+        f"Measures how much of a compiled call's time falls outside `{COMPILED_REGION_PREFIX}`",
         "profiler events: eager code between graph breaks, the optimizer step, gradient",
         "clipping, loss bookkeeping.",
     ),
@@ -95,8 +108,9 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-# Below this fraction of its span with a kernel running, the GPU waits on the host most of a call.
-LAUNCH_BOUND_BUSY = 0.5
+# A call is launch-bound below LAUNCH_BOUND_BUSY (probes/records/kernels.py), the threshold the
+# probe plans its reduce-overhead what-if on.
+
 # A compiled call with at least this share of its span, and this much time, outside compiled code.
 OUTSIDE_SHARE = 0.3
 OUTSIDE_MIN_MS = 0.5
@@ -105,12 +119,12 @@ USEFUL_SPEEDUP = 1.1
 
 
 def check(probes: Mapping[str, Any]) -> list[Finding]:
-    report = probes.get("kernels")
+    report = probes.get(KERNELS)
     if not isinstance(report, Mapping):
         return []
     findings: list[Finding] = []
     for entry in report.get("entry_points") or []:
-        compiled = entry.get("compiled") or {}
+        compiled = entry.get(COMPILED) or {}
         found = launch_bound_call(entry, report)
         findings += [found] if found else []
         found = outside_compiled_call(str(entry.get("name", "")), compiled)
@@ -126,8 +140,8 @@ def check_trace(summary: Mapping[str, Any]) -> list[Finding]:
 
 def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Finding | None:
     name = str(entry.get("name", ""))
-    compiled = entry.get("compiled") or {}
-    eager = entry.get("eager") or {}
+    compiled = entry.get(COMPILED) or {}
+    eager = entry.get(EAGER) or {}
     busy = as_number(compiled.get("gpu_busy_fraction"))
     if busy is None or busy >= LAUNCH_BOUND_BUSY:
         return None
@@ -137,13 +151,13 @@ def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Fi
     idle_ms = as_number(compiled.get("gpu_idle_ms_per_call"))
     evidence = {
         "entry_point": name,
-        "gpu_busy_pct": round(100 * busy, 1),
+        "gpu_busy_pct": _percent_figure(busy),
         "kernels_per_call": kernels,
         "kernel_ms_per_call": kernel_ms,
         "wall_ms_per_call_under_profiler": wall_ms,
         "gpu_idle_ms_per_call": idle_ms,
         "launch_api_ms_per_call": as_number(compiled.get("launch_api_ms_per_call")),
-        "eager_gpu_busy_pct": _percent(eager.get("gpu_busy_fraction")),
+        "eager_gpu_busy_pct": _percent_figure(eager.get("gpu_busy_fraction")),
         "eager_kernels_per_call": as_number(eager.get("kernels_per_call")),
         "traces": [p for p in (eager.get("trace_path"), compiled.get("trace_path")) if p],
     }
@@ -155,9 +169,9 @@ def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Fi
     return make_finding(
         LAUNCH_BOUND,
         confidence="high" if helped else "medium",
-        cause=f"The GPU is busy {100 * busy:.1f} % of a compiled {name} call "
-        f"({_kernels(kernels)}, {_ms(kernel_ms)} of kernel time in {_ms(wall_ms)} under the "
-        "profiler): the host launches kernels more slowly than the GPU runs them.",
+        cause=f"The GPU is busy {percent(busy)} of a compiled {name} call "
+        f"({plural(round(kernels), 'kernel')}, {ms(kernel_ms)} of kernel time in {ms(wall_ms)} "
+        "under the profiler): the host launches kernels more slowly than the GPU runs them.",
         evidence=evidence,
         next_steps=_launch_bound_steps(fix, what_if, report.get("tensorboard_command")),
         measured_fix=fix,
@@ -175,12 +189,12 @@ def launch_bound_trace(summary: Mapping[str, Any]) -> Finding | None:
     return make_finding(
         LAUNCH_BOUND,
         confidence="medium",
-        cause=f"The GPU is busy {100 * busy:.1f} % of the trace's span ({_kernels(kernels)}, "
-        f"{_ms(device_ms)} of device time in {_ms(span_ms)}): the device waits on the host "
-        "most of the time.",
+        cause=f"The GPU is busy {percent(busy)} of the trace's span "
+        f"({plural(round(kernels), 'kernel')}, {ms(device_ms)} of device time in {ms(span_ms)}): "
+        "the device waits on the host most of the time.",
         evidence={
             "trace": summary.get("source"),
-            "gpu_busy_pct": round(100 * busy, 1),
+            "gpu_busy_pct": _percent_figure(busy),
             "kernel_count": kernels,
             "device_time_ms": device_ms,
             "span_ms": span_ms,
@@ -193,26 +207,14 @@ def launch_bound_trace(summary: Mapping[str, Any]) -> Finding | None:
     )
 
 
-def _ms(value: float) -> str:
-    return f"{value * 1e3:.1f} µs" if abs(value) < 0.1 else f"{value:.2f} ms"
-
-
-def _kernels(count: float) -> str:
-    return f"{count:.0f} kernel" if count == 1 else f"{count:.0f} kernels"
-
-
-def _times(value: Any) -> str:
-    number = as_number(value)
-    return "?x" if number is None else f"{number:.2f}x"
-
-
-def _percent(value: Any) -> float | None:
-    number = as_number(value)
+def _percent_figure(fraction: Any) -> float | None:
+    """A recorded fraction as the percentage a finding's evidence holds: a number, not text."""
+    number = as_number(fraction)
     return None if number is None else round(100 * number, 1)
 
 
 def _measured_fix(what_if: Mapping[str, Any]) -> dict[str, Any] | None:
-    if what_if.get("status") != "measured":
+    if what_if.get("status") != MEASURED:
         return None
     over_eager = what_if.get("speedup_over_eager") or {}
     over_default = what_if.get("speedup_over_default") or {}
@@ -251,13 +253,13 @@ def _launch_bound_steps(
     elif (as_number(fix["speedup_over_default_low"]) or 0) > USEFUL_SPEEDUP:
         steps.append(
             'torch.compile(model, mode="reduce-overhead")  # measured '
-            f"{_times(fix['speedup_over_eager'])} over eager, "
-            f"{_times(fix['speedup_over_default'])} over default"
+            f"{times(fix['speedup_over_eager'], '?x')} over eager, "
+            f"{times(fix['speedup_over_default'], '?x')} over default"
         )
     else:
         steps.append(
             "reduce-overhead was measured and did not clearly help "
-            f"({_times(fix['speedup_over_default'])} over default): look for the host work "
+            f"({times(fix['speedup_over_default'], '?x')} over default): look for the host work "
             "between kernels in the trace"
         )
     for reason in (fix or {}).get("cudagraph_skip_reasons") or []:
@@ -339,20 +341,20 @@ def _outside_finding(
     share = outside / span
     evidence["outside_pct"] = round(100 * share, 1)
     steps = [
-        "profile the call and read what runs between 'Torch-Compiled Region' events",
+        f"profile the call and read what runs between '{COMPILED_REGION_PREFIX}' events",
         "optimizer.step = torch.compile(optimizer.step)  # or a fused optimizer (fused=True)",
         "read losses with .detach() and call .item() after the step, not inside it",
     ]
     if regions > 1:
         steps.insert(
             0,
-            f"{regions:.0f} compiled regions per call: find the graph breaks "
+            f"{count(round(regions))} compiled regions per call: find the graph breaks "
             "between them (TORCH_LOGS=graph_breaks) and remove them",
         )
     return make_finding(
         EAGER_WORK_OUTSIDE_COMPILED_REGION,
         confidence="medium",
-        cause=f"{100 * share:.0f} % of a {what} ({_ms(outside)} of {_ms(span)}) runs outside "
+        cause=f"{percent(share)} of a {what} ({ms(outside)} of {ms(span)}) runs outside "
         "compiled regions, as eager code that compiling does not speed up.",
         evidence=evidence,
         next_steps=steps,

@@ -21,25 +21,39 @@ from typing import Any
 
 import torch
 
-from analyzer.diagnosis import Diagnosis, DiagnosisWriter, PhaseClock
+from analyzer.diagnosis import Diagnosis
 from analyzer.rules import run_rules
+from analyzer.rules.divergence import complete_divergence_record
 from analyzer.runner.interrupt import InterruptWatch
+from analyzer.runner.writer import DiagnosisWriter, PhaseClock
+from analyzer.verdict import verdict_record
 from probes.benchmark import BenchmarkProbe, BenchmarkSettings, TrainingLoop
-from probes.compile.graph_breaks import (
-    FullgraphResult,
-    GraphBreakReport,
-    graph_breaks_section,
-    probe_fullgraph,
-    probe_graph_breaks,
-)
-from probes.compile.recompiles import RecompileReport, RecompileScenario, probe_recompiles
+from probes.compile.graph_breaks import probe_fullgraph, probe_graph_breaks
+from probes.compile.recompiles import RecompileScenario, probe_recompiles
 from probes.compile.tlparse import render_diagnosis_report
-from probes.compile.trace import CompileTraceRecord, record_compile_trace
-from probes.divergence.probe import DROPOUT_OFF, FALLBACK_RANDOM, probe_divergence
+from probes.compile.trace import record_compile_trace
+from probes.divergence.probe import probe_divergence
 from probes.environment import current_environment
 from probes.errors import first_line
 from probes.kernels.profiling import profile_kernels
-from probes.records.names import INFERENCE, TRAINING
+from probes.records.compile import (
+    FullgraphResult,
+    GraphBreakReport,
+    RecompileReport,
+    graph_breaks_section,
+)
+from probes.records.compile_trace import CompileTracePhase, CompileTraceRecord
+from probes.records.divergence import DROPOUT_OFF, FALLBACK_RANDOM
+from probes.records.names import (
+    BENCHMARK,
+    COMPILE_TRACE,
+    DIVERGENCE,
+    GRAPH_BREAKS,
+    INFERENCE,
+    KERNELS,
+    RECOMPILES,
+    TRAINING,
+)
 from probes.records.serialize import to_jsonable
 from probes.targets.target import CompileSettings, Target
 
@@ -88,15 +102,15 @@ class DiagnosisRun:
         try:
             # RNG state is global: give it back as it was, whatever the probes seeded.
             with self.interrupt, torch.random.fork_rng(devices=self._cuda_devices()):
-                self._probe("graph_breaks", self._explain)
-                with self._compile_trace("benchmark"):
-                    self._probe("benchmark", self._run_benchmark)
+                self._probe(GRAPH_BREAKS, self._explain)
+                with self._compile_trace(BENCHMARK):
+                    self._probe(BENCHMARK, self._run_benchmark)
                 if self._compiled_ok():
-                    self._probe("kernels", self._run_kernels)
-                    self._probe("divergence", self._run_divergence)
-                    with self._compile_trace("recompiles"):
-                        self._probe("recompiles", self._run_recompiles)
-                self._probe("compile_trace", self._render_compile_trace)
+                    self._probe(KERNELS, self._run_kernels)
+                    self._probe(DIVERGENCE, self._run_divergence)
+                    with self._compile_trace(RECOMPILES):
+                        self._probe(RECOMPILES, self._run_recompiles)
+                self._probe(COMPILE_TRACE, self._render_compile_trace)
             diagnosis.status = "complete"
         except KeyboardInterrupt:
             diagnosis.status = "interrupted"
@@ -110,6 +124,9 @@ class DiagnosisRun:
         diagnosis = self.diagnosis
         diagnosis.findings = run_rules(
             diagnosis.probes, diagnosis.probe_errors, self.target.description.get("batch_size")
+        )
+        diagnosis.verdict = verdict_record(
+            diagnosis.reference_metrics, diagnosis.probes.get(BENCHMARK), diagnosis.findings
         )
         self.diagnosis.phase_seconds["total"] = self.clock.total()
         self.writer.save()
@@ -154,7 +171,7 @@ class DiagnosisRun:
         if self.out_dir is None:
             yield
             return
-        folder = self.out_dir if phase == "benchmark" else self.out_dir / phase
+        folder = self.out_dir if phase == BENCHMARK else self.out_dir / phase
         with record_compile_trace(folder) as record:
             try:
                 yield
@@ -167,17 +184,9 @@ class DiagnosisRun:
         self._phase("rendering the tlparse compile reports")
         section = {}
         for phase, record in self.compile_traces.items():
-            folder = self.out_dir if phase == "benchmark" else self.out_dir / phase
-            section[phase] = {
-                "trace_dir": record.trace_dir,
-                "logs": [log.path for log in record.logs],
-                "frames": record.frames,
-                "graph_breaks": record.graph_breaks,
-                "logging_overhead_s": record.logging_overhead_s,
-                "frame_ids_repeat": record.frame_ids_repeat,
-                "tlparse": render_diagnosis_report(folder),
-            }
-        self.writer.record_probe("compile_trace", section)
+            folder = self.out_dir if phase == BENCHMARK else self.out_dir / phase
+            section[phase] = CompileTracePhase.of(record, render_diagnosis_report(folder))
+        self.writer.record_probe(COMPILE_TRACE, section)
 
     # --- graph breaks, before any timed compile ----------------------------------------------
 
@@ -198,7 +207,7 @@ class DiagnosisRun:
 
     def _record_graph_breaks(self) -> None:
         section = graph_breaks_section(self.break_reports, self.fullgraph, self.recompiles)
-        self.writer.record_probe("graph_breaks", section)
+        self.writer.record_probe(GRAPH_BREAKS, section)
 
     # --- the benchmark: the one compile per entry point --------------------------------------
 
@@ -210,7 +219,7 @@ class DiagnosisRun:
         try:
             probe.run()
         finally:
-            self.writer.record_probe("benchmark", probe.result)
+            self.writer.record_probe(BENCHMARK, probe.result)
             self.diagnosis.reference_metrics = to_jsonable(probe.result.reference_metrics())
             self.writer.save()
 
@@ -232,7 +241,7 @@ class DiagnosisRun:
             what_if_iters=self.benchmark_settings.iters_inference,
             what_if_warmup=self.benchmark_settings.warmup,
         )
-        self.writer.record_probe("kernels", report)
+        self.writer.record_probe(KERNELS, report)
 
     def _inference_call(self, copy: torch.nn.Module) -> Callable[[], Any]:
         def call() -> Any:
@@ -279,7 +288,8 @@ class DiagnosisRun:
             what_ifs=what_ifs,
             on_phase=lambda name: self._phase(f"divergence: {name}"),
         )
-        self.writer.record_probe("divergence", report)
+        # the probe records figures; the rules' reading of them fills the verdict keys
+        self.writer.record_probe(DIVERGENCE, complete_divergence_record(to_jsonable(report)))
 
     def _run_recompiles(self) -> None:
         """Call a compiled copy as users do and report what recompiles.

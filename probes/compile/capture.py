@@ -10,57 +10,15 @@ Two independent witnesses, because each alone can mislead:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch._dynamo.utils as dynamo_utils
 
-COMPILED_REGION_EVENT = "Torch-Compiled Region"
-
-
-@dataclass
-class CompiledFrame:
-    compile_id: str | None
-    function: str | None
-    filename: str | None
-    first_line: int | None
-    graph_ops: int | None
-    compile_time_s: float | None
-    fail_type: str | None = None
-    fail_reason: str | None = None
-    recompile_reason: str | None = None
-
-
-@dataclass
-class Capture:
-    """What one call of an entry point compiled, and whether its compiled code ran."""
-
-    entry_point: str
-    frames: list[CompiledFrame] = field(default_factory=list)
-    graphs_captured: int = 0
-    compiled_region_events: int | None = None  # in one warm call under the profiler
-
-    @property
-    def frames_compiled(self) -> int:
-        return sum(1 for f in self.frames if f.fail_type is None and (f.graph_ops or 0) > 0)
-
-    @property
-    def ran_compiled_code(self) -> bool:
-        if self.compiled_region_events is not None:
-            return self.compiled_region_events > 0
-        return self.frames_compiled > 0
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "entry_point": self.entry_point,
-            "frames_compiled": self.frames_compiled,
-            "graphs_captured": self.graphs_captured,
-            "compiled_region_events": self.compiled_region_events,
-            "ran_compiled_code": self.ran_compiled_code,
-            "frames": self.frames,
-        }
+from probes.records.compile import Capture, CompiledFrame
+from probes.records.kernels import COMPILED_REGION_PREFIX
 
 
 def _frame_from_metrics(metrics: Any) -> CompiledFrame:
@@ -77,12 +35,29 @@ def _frame_from_metrics(metrics: Any) -> CompiledFrame:
     )
 
 
+@contextmanager
+def compiles_during() -> Iterator[list[Any]]:
+    """The compilation metrics dynamo records while the block runs (the list fills at its end).
+
+    Dynamo keeps its last 64 metrics in a bounded deque: in a long process an old one is dropped
+    for each new one, and a dropped object's id() can be reused by the next. So the metrics from
+    before are held, not only their ids, until the new ones are told apart from them.
+    """
+    before = dynamo_utils.get_compilation_metrics()
+    seen = {id(m) for m in before}
+    new: list[Any] = []
+    try:
+        yield new
+    finally:
+        new.extend(m for m in dynamo_utils.get_compilation_metrics() if id(m) not in seen)
+        del before
+
+
 def record_compiles(entry_point: str, call: Callable[[], Any]) -> tuple[Capture, Any]:
     """Run `call` once and record every frame dynamo compiled while it ran."""
-    seen = {id(m) for m in dynamo_utils.get_compilation_metrics()}
     graphs_before = dynamo_utils.counters["stats"]["unique_graphs"]
-    value = call()
-    new = [m for m in dynamo_utils.get_compilation_metrics() if id(m) not in seen]
+    with compiles_during() as new:
+        value = call()
     capture = Capture(
         entry_point=entry_point,
         frames=[_frame_from_metrics(m) for m in new],
@@ -96,4 +71,4 @@ def count_compiled_regions(call: Callable[[], Any]) -> int:
     cpu = [torch.profiler.ProfilerActivity.CPU]
     with torch.profiler.profile(activities=cpu, acc_events=True) as prof:
         call()
-    return sum(1 for e in prof.events() if e.name.startswith(COMPILED_REGION_EVENT))
+    return sum(1 for e in prof.events() if e.name.startswith(COMPILED_REGION_PREFIX))

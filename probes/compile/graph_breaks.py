@@ -21,45 +21,37 @@ from __future__ import annotations
 
 import functools
 import json
-import linecache
 import logging
-import os
 import re
 import time
-import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch._dynamo
 
-from probes.records.location import SourceLocation
-from probes.records.serialize import to_jsonable
-
-if TYPE_CHECKING:
-    from probes.compile.recompiles import RecompileReport
-
-SCALAR_READ = "scalar-read"
-DATA_DEPENDENT_BRANCH = "data-dependent-branch"
-PRINT_LOGGING = "print-logging"
-UNSUPPORTED_CALL = "unsupported-call"
-DYNAMIC_SHAPE = "dynamic-shape"
-OTHER = "other"
-
-# Keys of the recorded section (`probes["graph_breaks"]`) that are not entry points.
-FULLGRAPH_KEY = "fullgraph"
-RECOMPILES_KEY = "recompiles"
-
-_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
-# This tool's own frames, never the user's: the packages beside `probes/` (probes/compile/ here).
-_TOOL_DIRS = tuple(
-    str(Path(__file__).resolve().parents[2] / d) + os.sep for d in ("probes", "analyzer")
+from probes.compile.stack import (
+    code_location,
+    frames_of_summaries,
+    parse_stack_lines,
+    user_code_stack,
 )
-_RESUME_NAME = re.compile(r"^torch_dynamo_resume_in_(?P<name>.+)_at_\d+$")
-_FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+?)\s*$')
+from probes.records.compile import (
+    DATA_DEPENDENT_BRANCH,
+    DYNAMIC_SHAPE,
+    OTHER,
+    PRINT_LOGGING,
+    SCALAR_READ,
+    UNSUPPORTED_CALL,
+    FullgraphResult,
+    GraphBreak,
+    GraphBreakReport,
+)
+from probes.records.location import SourceLocation
+
 _LOG_HEAD = re.compile(r"in user code at (?P<file>.+):(?P<line>\d+)\s*$")
 _DOC_URL = re.compile(r"please visit: (?P<url>\S+)")
 # Reasons dynamo gives a graph it compiled because of a break, without saying which break.
@@ -68,56 +60,6 @@ _PLACEHOLDER_REASONS = ("generic_jump", "comprehension_graph_break", "step_unsup
 _PLACEHOLDER_GB_TYPE = {"generic_jump": "Data-dependent branching"}
 # Lines dynamo puts before the break type when a break happened inside a call it traced.
 _PREAMBLE = ("Encountered graph break", "*** While handling this graph break")
-
-
-@dataclass
-class GraphBreak:
-    """One distinct graph break: one reason at one place in the user's code."""
-
-    reason: str  # the break type, the first line of dynamo's reason
-    category: str  # scalar-read, data-dependent-branch, print-logging, unsupported-call, ...
-    hits: int  # graphs that ended here in the explained call (1 when only the log saw it)
-    location: SourceLocation | None  # innermost frame of user code
-    user_stack: list[SourceLocation] = field(default_factory=list)  # outermost first
-    gb_id: str | None = None  # "GB0124": torch's id for the break type, when it has one
-    explanation: str | None = None  # dynamo's explanation, specific to this break
-    hints: list[str] = field(default_factory=list)  # torch's, filled in (else its registry's)
-    doc_url: str | None = None
-    graph_index: int | None = None  # the graph that ended at the break (first hit)
-    ops_before: int | None = None  # ops of that graph
-    ops_after: int | None = None  # ops of the graph that resumed after it
-    last_ops_before: list[str] = field(default_factory=list)
-    first_ops_after: list[str] = field(default_factory=list)
-
-
-@dataclass
-class GraphBreakReport:
-    """What explain saw for one call of one entry point."""
-
-    entry_point: str
-    graph_count: int
-    break_count: int  # how many times the call left a graph: the hits of all its breaks
-    op_count: int
-    ops_per_graph: list[int]
-    breaks: list[GraphBreak]
-    seconds: float  # wall time of the explain run
-    torch_version: str = torch.__version__
-
-
-@dataclass
-class FullgraphResult:
-    """Whether the entry point compiles as one graph (`fullgraph=True`).
-
-    Not the same question as "no graph breaks": under fullgraph=True torch 2.11 turns on
-    `capture_scalar_outputs`, so a `.item()` that breaks the default compile does not fail here.
-    """
-
-    entry_point: str
-    compiles: bool
-    error: str | None  # the first line of the first error
-    error_type: str | None
-    backend: str
-    seconds: float
 
 
 @dataclass
@@ -159,6 +101,7 @@ def probe_graph_breaks(
         ops_per_graph=[len(o) for o in ops],
         breaks=breaks,
         seconds=seconds,
+        torch_version=torch.__version__,
     )
 
 
@@ -194,57 +137,6 @@ def probe_fullgraph(
     )
 
 
-def graph_breaks_section(
-    reports: Sequence[GraphBreakReport],
-    fullgraph: Sequence[FullgraphResult] = (),
-    recompiles: Sequence[RecompileReport] = (),
-) -> dict[str, Any]:
-    """The recorded form of `probes["graph_breaks"]` (see `analyzer.rules.compile`)."""
-    section: dict[str, Any] = {r.entry_point: to_jsonable(r) for r in reports}
-    section[FULLGRAPH_KEY] = {r.entry_point: to_jsonable(r) for r in fullgraph}
-    section[RECOMPILES_KEY] = {r.entry_point: to_jsonable(r) for r in recompiles}
-    return section
-
-
-# --- where a break is ------------------------------------------------------------------------
-
-
-def user_code_stack(frames: Sequence[SourceLocation]) -> list[SourceLocation]:
-    """The frames of the user's code: drop the callers of this tool, torch, and the tool."""
-    last_tool = max((i for i, f in enumerate(frames) if _is_tool_file(f.filename)), default=-1)
-    return [f for f in frames[last_tool + 1 :] if not is_torch_file(f.filename)]
-
-
-def code_location(filename: str, lineno: int, function: str = "") -> SourceLocation:
-    """A location with the source line read from the file and dynamo's resume names undone."""
-    match = _RESUME_NAME.match(function)
-    if match:  # the code after a break runs in a function dynamo made: name the user's
-        function = match["name"]
-    return SourceLocation(filename, lineno, function, linecache.getline(filename, lineno).strip())
-
-
-def parse_stack_lines(text: str) -> list[SourceLocation]:
-    """Frames of a formatted traceback ('File "x.py", line 3, in f'), outermost first."""
-    frames = []
-    for line in text.splitlines():
-        match = _FRAME_LINE.match(line)
-        if match:
-            frames.append(code_location(match["file"], int(match["line"]), match["func"]))
-    return frames
-
-
-def is_torch_file(filename: str) -> bool:
-    return filename.startswith(_TORCH_DIR)
-
-
-def _is_tool_file(filename: str) -> bool:
-    return filename.startswith(_TOOL_DIRS)
-
-
-def _frames_of(summaries: Sequence[traceback.FrameSummary]) -> list[SourceLocation]:
-    return [code_location(s.filename, s.lineno or 0, s.name) for s in summaries]
-
-
 # --- what explain and the log saw --------------------------------------------------------------
 
 
@@ -253,7 +145,7 @@ def _explain_occurrences(reasons: Sequence[Any], graphs: Sequence[Any]) -> list[
     return [
         _Occurrence(
             text=r.reason,
-            stack=user_code_stack(_frames_of(r.user_stack)),
+            stack=user_code_stack(frames_of_summaries(r.user_stack)),
             graph_index=index_of.get(id(r)),
         )
         for r in reasons

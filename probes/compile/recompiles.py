@@ -27,13 +27,16 @@ import torch
 import torch._dynamo
 import torch._dynamo.utils as dynamo_utils
 
-from probes.compile.graph_breaks import (
-    SourceLocation,
+from probes.compile.capture import compiles_during
+from probes.compile.stack import (
     code_location,
     is_torch_file,
     parse_stack_lines,
     user_code_stack,
 )
+from probes.errors import first_line
+from probes.records.compile import Recompile, RecompileReport, ScenarioRecompiles
+from probes.records.location import SourceLocation
 
 _COMPILE_ID = re.compile(r"^\s*\d+/\d+:\s*")
 _GUARD_SOURCE = re.compile(r"#\s*(?P<file>[^#]+?):(?P<line>\d+) in (?P<func>\S+)\s*$")
@@ -46,41 +49,6 @@ class RecompileScenario:
 
     name: str  # e.g. "batch size 8 -> 2", "stale action queue"
     call: Callable[[], Any]
-
-
-@dataclass
-class Recompile:
-    """One compile of a function dynamo had compiled before, and the guard that made it."""
-
-    compile_id: str | None  # "0/1": frame 0, its second compile
-    function: str | None  # the code dynamo compiled
-    guard: str  # the failing guard, e.g. "len(fn.__self__._action_queue) == 4"
-    guard_source: str | None  # the user's line the guard came from, as dynamo quotes it
-    location: SourceLocation | None  # where that line is
-    reason: str  # dynamo's recompile reason, first line
-    limit_hit: bool = False  # refused: the function had reached the recompile limit
-
-
-@dataclass
-class ScenarioResult:
-    name: str
-    recompiles: list[Recompile]
-    new_frames: int  # frames compiled for the first time (e.g. after a new graph break)
-    guard_failures: list[str]  # every distinct failing guard dynamo recorded, all cache entries
-    limit_hit: bool
-    seconds: float
-    error: str | None = None  # the scenario raised: first line
-
-
-@dataclass
-class RecompileReport:
-    entry_point: str
-    function: str  # the compiled callable, as the user named it
-    recompile_limit: int  # torch._dynamo.config.recompile_limit when the probe ran
-    scenarios: list[ScenarioResult]
-    recompile_count: int = 0
-    limit_hit: bool = False
-    torch_version: str = torch.__version__
 
 
 def probe_recompiles(
@@ -103,21 +71,20 @@ def probe_recompiles(
         scenarios=results,
         recompile_count=sum(len(r.recompiles) for r in results),
         limit_hit=any(r.limit_hit for r in results),
+        torch_version=torch.__version__,
     )
 
 
-def _run(scenario: RecompileScenario, function: str) -> ScenarioResult:
-    seen = {id(m) for m in dynamo_utils.get_compilation_metrics()}
+def _run(scenario: RecompileScenario, function: str) -> ScenarioRecompiles:
     failures_before = {code: len(v) for code, v in dynamo_utils.guard_failures.items()}
     start = time.perf_counter()
     error = None
-    try:
-        scenario.call()
-    except Exception as exc:  # a failing scenario is reported, the others still run
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+    with compiles_during() as new:
+        try:
+            scenario.call()
+        except Exception as exc:  # a failing scenario is reported, the others still run
+            error = f"{type(exc).__name__}: {first_line(exc)}"
     seconds = time.perf_counter() - start
-
-    new = [m for m in dynamo_utils.get_compilation_metrics() if id(m) not in seen]
     recompiles = [_recompile(m, function) for m in new if _is_recompile(m)]
     failures: list[str] = []
     for code, reasons in dynamo_utils.guard_failures.items():
@@ -125,7 +92,7 @@ def _run(scenario: RecompileScenario, function: str) -> ScenarioResult:
             guard = _guard_of(reason)[0]
             if guard not in failures:
                 failures.append(guard)
-    return ScenarioResult(
+    return ScenarioRecompiles(
         name=scenario.name,
         recompiles=recompiles,
         new_frames=sum(1 for m in new if not _is_recompile(m) and not m.fail_type),

@@ -17,12 +17,18 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from probes.compile.trace import LOG_PREFIX, TRACE_SUBDIR, parse_graph_break_reason
+from probes.compile.trace import parse_graph_break_reason
+from probes.records.compile_trace import (
+    LOG_PREFIX,
+    REPORT_SUBDIR,
+    TRACE_SUBDIR,
+    ReportFrame,
+    ReportGraphBreak,
+    TlparseReport,
+)
 
-REPORT_SUBDIR = "tlparse"
 INSTALL_HINT = "pip install 'compile-diagnose[tlparse]'"
 VENV_BIN = Path(sys.executable).parent  # not resolved: a venv's python links out of the venv
 # "[1/0_1]": frame 1, compile 0, attempt 1; "[!0/1/0]": under compiled autograd 0
@@ -34,50 +40,6 @@ _TRIE_FRAME = re.compile(
 )
 _RESTARTS = re.compile(r"(\d+) restart\(s\) and/or compilation failure\(s\)")
 _STATS = re.compile(r"^Stats \{(?P<body>[^}]*)\}")
-
-
-@dataclass
-class ReportFrame:
-    frame_id: str  # "[1/0]"
-    attempts: list[str]  # the report's ids of each attempt: "[1/0]", "[1/0_1]"
-    artifacts: list[str]  # file names of its build products, in report order
-    function: str | None = None  # from the stack trie, when the frame appears there
-    filename: str | None = None
-    line: int | None = None
-    status: str | None = None  # ok, break, empty, error, missing: the trie's colour
-
-
-@dataclass
-class ReportGraphBreak:
-    frame_id: str  # "[1/0]"
-    filename: str | None
-    lineno: int | None
-    reason: str
-    artifact: Path  # the report's reason file
-
-
-@dataclass
-class TlparseReport:
-    """Where the report is and what it lists, or the one line that says why there is none."""
-
-    log: Path | None
-    out_dir: Path
-    index_html: Path | None = None
-    frames: list[ReportFrame] = field(default_factory=list)
-    graph_breaks: list[ReportGraphBreak] = field(default_factory=list)
-    restarts_and_failures: int | None = None
-    tlparse: str | None = None  # the executable used
-    tlparse_version: str | None = None
-    stats: str | None = None  # tlparse's own count of the records it read
-    seconds: float = 0.0
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.index_html is not None
-
-    def frame(self, frame_id: str) -> ReportFrame | None:
-        return next((f for f in self.frames if f.frame_id == frame_id), None)
 
 
 def find_tlparse(venv_bin: Path | None = VENV_BIN, search_path: str | None = None) -> str | None:

@@ -19,85 +19,27 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch._logging._internal as torch_logging
 import torch._logging.structured as torch_structured
 
-TRACE_SUBDIR = "torch_trace"
-LOG_PREFIX = "dedicated_log_torch_trace_"  # TORCH_TRACE's own name, which tlparse users know
+from probes.records.compile_trace import (
+    LOG_PREFIX,
+    TRACE_SUBDIR,
+    CompileTraceRecord,
+    TracedFrame,
+    TracedGraphBreak,
+    TraceLog,
+)
+
 _PROCESS_STARTED = time.strftime("%Y%m%d-%H%M%S")
 # "V1125 10:38:32.628000 15022 torch/_dynamo/utils.py:2126] {...}": glog prefix, then JSON
 _RECORD = re.compile(r"^[VIWEC]\d{4} [^\]]*\] (?P<json>\{.*)$")
 _BREAK_PLACE = re.compile(r"^Graph break in user code at (?P<file>.+):(?P<line>\d+)\s*$")
 _REASON_PREFIX = "Graph Break Reason: "
 _GENERIC_REASON = "Encountered graph break when attempting to trace"
-
-
-@dataclass
-class TraceLog:
-    path: Path
-    size_bytes: int
-
-
-@dataclass
-class TracedFrame:
-    """One compile of one Python frame, as the trace and tlparse name it."""
-
-    frame_id: str  # "[1/0]": tlparse's name
-    compile_id: str  # "1/0": torch's compilation metrics' name
-    function: str | None  # co_name; "torch_dynamo_resume_in_forward_at_9" after a break
-    filename: str | None
-    first_line: int | None
-    graph_ops: int | None = None
-    compile_time_s: float | None = None
-    attempts: int = 1  # dynamo restarts its analysis after a break in an inlined call
-    fail_type: str | None = None
-    recompile_reason: str | None = None
-
-
-@dataclass
-class TracedGraphBreak:
-    frame_id: str  # the frame whose graph ended at the break
-    filename: str | None
-    lineno: int | None
-    reason: str  # dynamo's one-line reason
-
-
-@dataclass
-class CompileTraceRecord:
-    """What the trace holds of the compiles inside one `record_compile_trace` block."""
-
-    trace_dir: Path
-    logs: list[TraceLog] = field(default_factory=list)
-    frames: list[TracedFrame] = field(default_factory=list)
-    graph_breaks: list[TracedGraphBreak] = field(default_factory=list)
-    records: int = 0  # structured records written during the block
-    # torch's own count (compilation metrics) of the time its compiles spent writing this trace:
-    # the cost of tracing, paid at compile time only; calls that do not compile write nothing
-    logging_overhead_s: float = 0.0
-    seconds_active: float = 0.0
-    # torch._dynamo.reset() (as explain calls it) restarts frame ids at [0/0]: then one id
-    # names two compiles in the log, and tlparse shows their detail under one id
-    frame_ids_repeat: bool = False
-
-    def frame_at(self, filename: str, lineno: int) -> str | None:
-        """The frame id of the graph break at filename:lineno (as a graph-break probe found it)."""
-        for found in self.graph_breaks:
-            if found.lineno == lineno and same_file(found.filename, filename):
-                return found.frame_id
-        return None
-
-    def frames_of(self, function: str, filename: str | None = None) -> list[str]:
-        """The frame ids (every compile and recompile) of a function, by co_name and file."""
-        return [
-            frame.frame_id
-            for frame in self.frames
-            if frame.function == function
-            and (filename is None or same_file(frame.filename, filename))
-        ]
 
 
 @contextmanager
@@ -295,11 +237,3 @@ def parse_graph_break_reason(text: str) -> tuple[str | None, int | None, str]:
                 reason = next((r for r in rest if r), reason)
             break
     return filename, lineno, reason
-
-
-def same_file(found: str | None, wanted: str) -> bool:
-    if found is None:
-        return False
-    if found == wanted:
-        return True
-    return os.path.realpath(found) == os.path.realpath(wanted)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
+
+from probes.records.divergence import DropoutSites
 
 FUNCTIONAL_DROPOUT = (
     "dropout",
@@ -34,19 +35,6 @@ FUNCTIONAL_DROPOUT = (
 )
 SDPA = "scaled_dot_product_attention"
 _SDPA_DROPOUT_INDEX = 4  # query, key, value, attn_mask, dropout_p
-
-
-@dataclass
-class DropoutSites:
-    """What a dropout-off run switched off: module paths and functional names."""
-
-    modules: list[str] = field(default_factory=list)  # `_DropoutNd` with p > 0
-    attention: list[str] = field(default_factory=list)  # `nn.MultiheadAttention` with dropout > 0
-    functional: list[str] = field(default_factory=list)  # torch.nn.functional names forced to 0
-
-    @property
-    def count(self) -> int:
-        return len(self.modules) + len(self.attention)
 
 
 def dropout_sites(module: nn.Module) -> DropoutSites:

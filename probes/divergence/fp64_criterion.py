@@ -15,85 +15,21 @@ with an fp64 eager reference, as PyTorch's dynamo benchmark harness does
 The harness uses tol = 1e-4 for fp32 (torchbench inference; training on CUDA 1e-3, HuggingFace
 training 1e-2) and runs its accuracy checks with `fallback_random = True` and TF32 off. A pass
 means: compiled is about as close to the exact result as eager fp32 is.
+
+The criterion and each comparison are recorded as `probes.records.divergence.Criterion` and
+`OutputComparison`; this module measures them on tensors.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-HARNESS_TOLERANCE = 1e-4  # same()'s default and the harness's fp32 tolerance
-HARNESS_SOURCE = (
-    "torch._dynamo.utils.same(eager, compiled, fp64_ref, tol), as PyTorch's dynamo benchmark "
-    "harness applies it (benchmarks/dynamo/common.py, check_accuracy)"
-)
+from probes.records.divergence import Criterion, OutputComparison
 
-
-@dataclass(frozen=True)
-class Criterion:
-    """The pass rule for one compiled output; recorded with every report that used it."""
-
-    tolerance: float = HARNESS_TOLERANCE
-    multiplier_large: float = 2.0  # fp32 tensors of `small_below` elements or more
-    multiplier_small: float = 3.0  # fewer elements, or fp16 / bf16
-    small_below: int = 1000
-    error_measure: str = "RMSE against an fp64 eager reference"
-    source: str = HARNESS_SOURCE
-
-    @property
-    def floor(self) -> float:
-        return self.tolerance / 10.0
-
-    def multiplier(self, numel: int, dtype: torch.dtype) -> float:
-        small = numel < self.small_below or dtype in (torch.float16, torch.bfloat16)
-        return self.multiplier_small if small else self.multiplier_large
-
-    def rule(self) -> str:
-        return (
-            f"compiled passes when allclose(eager, compiled, atol=rtol={self.tolerance:g}), or "
-            f"RMSE(compiled, fp64) <= m * RMSE(eager, fp64) + {self.floor:g}, "
-            f"m = {self.multiplier_large:g} (fp32, >= {self.small_below} elements) or "
-            f"{self.multiplier_small:g} (fewer, or fp16/bf16)"
-        )
-
-
-def with_multiplier(criterion: Criterion, multiplier: float | None) -> Criterion:
-    """The criterion with one multiplier for every tensor (None keeps same()'s rule by size)."""
-    if multiplier is None:
-        return criterion
-    return Criterion(
-        tolerance=criterion.tolerance,
-        multiplier_large=multiplier,
-        multiplier_small=multiplier,
-        small_below=criterion.small_below,
-    )
-
-
-@dataclass
-class OutputComparison:
-    """One output (the loss, an action, a parameter's gradient) compared four ways.
-
-    Differences between eager and compiled are absolute, in the output's own unit;
-    `max_rel_diff` is the largest difference over the largest |eager| value.
-    """
-
-    name: str
-    shape: list[int]
-    max_abs_diff: float  # max |compiled - eager|
-    max_rel_diff: float  # max |compiled - eager| / max |eager|
-    rmse_diff: float  # RMSE(compiled, eager)
-    eager_rerun_max_abs_diff: float | None  # eager's own noise: eager twice, same seed
-    eager_rmse_vs_fp64: float | None
-    compiled_rmse_vs_fp64: float | None
-    multiplier: float
-    # compiled_rmse_vs_fp64 / eager_rmse_vs_fp64: 1 means as close to exact as eager
-    error_ratio: float | None
-    bound: float | None  # multiplier * eager_rmse_vs_fp64 + floor
-    within_allclose: bool
-    passes: bool
-    eager_value: float | None = None  # scalars only (a loss), for scale
+# Dtypes whose rounding noise dominates RMSE: the criterion allows them its larger multiplier.
+REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def error_ratio(eager_error: float | None, compiled_error: float | None) -> float | None:
@@ -133,7 +69,7 @@ def compare(
 ) -> OutputComparison:
     """Apply the criterion to one output; without an fp64 reference only allclose can pass."""
     eager, compiled = eager.detach(), compiled.detach()
-    multiplier = criterion.multiplier(eager.numel(), eager.dtype)
+    multiplier = criterion.multiplier(eager.numel(), eager.dtype in REDUCED_PRECISION)
     within = bool(
         torch.allclose(
             eager.to(torch.float64),

@@ -22,10 +22,14 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from probes.divergence.fp64_criterion import Criterion, OutputComparison, compare
+from probes.divergence.fp64_criterion import compare
 from probes.divergence.runs import parameter_name
-
-GROWTH_ADDS_ERROR = 10.0  # relative error growing 10x inside one module adds error of its own
+from probes.records.divergence import (
+    GROWTH_ADDS_ERROR,
+    Criterion,
+    ModuleDivergence,
+    OutputComparison,
+)
 
 
 def _float_clones(value: Any) -> list[torch.Tensor]:
@@ -93,35 +97,6 @@ class LayerRecorder:
             counts[path] = index + 1
             calls.append(LayerCall(path, module_class, index, inputs, outputs))
         return calls
-
-
-@dataclass
-class ModuleDivergence:
-    """One submodule call: how far compiled is from eager, and from fp64, at its output.
-
-    `max_abs_error`, `max_rel_error` and `rmse` compare compiled with eager at the output leaf
-    that fails the criterion, or else differs most. `error_growth` is the relative RMSE (RMSE
-    over the RMS of the eager value) at the output over the same at the input: about 1 for a
-    module that only carries error, large (infinite when its inputs matched exactly) for one
-    that adds its own.
-    """
-
-    order: int  # position in finishing order
-    path: str
-    module_class: str
-    call_index: int
-    shape: list[int]
-    max_abs_error: float
-    max_rel_error: float
-    rmse: float
-    input_rmse: float | None  # None: no floating-point input
-    error_growth: float | None
-    eager_rmse_vs_fp64: float | None
-    compiled_rmse_vs_fp64: float | None
-    error_ratio: float | None  # compiled_rmse_vs_fp64 / eager_rmse_vs_fp64
-    passes: bool  # the fp64 criterion, at every output leaf
-    inputs_pass: bool  # the same criterion at every input leaf
-    adds_error: bool  # fails, and its inputs pass (or the error grows GROWTH_ADDS_ERROR times)
 
 
 def _relative_rmse(compiled: torch.Tensor, eager: torch.Tensor) -> float:

@@ -19,22 +19,15 @@ with large images, gigabytes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from probes.compile.capture import record_compiles
-from probes.divergence.fp64_criterion import Criterion, OutputComparison, compare, compare_outputs
+from probes.divergence.fp64_criterion import compare, compare_outputs
 from probes.divergence.fp64_reference import float64_copy
-from probes.divergence.layer_outputs import (
-    LayerRecorder,
-    ModuleDivergence,
-    first_adding_error,
-    walk_modules,
-)
+from probes.divergence.layer_outputs import LayerRecorder, first_adding_error, walk_modules
 from probes.divergence.runs import (
-    GRAD_PREFIX,
+    RANDOM_NUMBERS_OUT,
     Outputs,
     compile_fresh,
     run_entry,
@@ -42,6 +35,14 @@ from probes.divergence.runs import (
     what_if,
 )
 from probes.errors import compile_error_line
+from probes.records.divergence import (
+    GRAD_PREFIX,
+    Criterion,
+    GradientDivergence,
+    IsolatedCompile,
+    Localization,
+    ModuleDivergence,
+)
 from probes.targets.target import CompileSettings, Target
 
 CAPTURE_NOTE = (
@@ -49,52 +50,6 @@ CAPTURE_NOTE = (
     "returns every intermediate output, so it is a slightly different program (other fusions, "
     "more kernels) than the compiled model users run; never timed"
 )
-RNG_FREE = {"fallback_random": True, "dropout_off": True}
-
-
-@dataclass
-class GradientDivergence:
-    order: int  # position in backward order (the last module to finish forward comes first)
-    parameter: str
-    module_path: str
-    shape: list[int]
-    max_abs_error: float  # |compiled - eager|
-    max_rel_error: float
-    rmse: float
-    eager_rmse_vs_fp64: float | None
-    compiled_rmse_vs_fp64: float | None
-    error_ratio: float | None
-    passes: bool
-
-
-@dataclass
-class IsolatedCompile:
-    """The named module compiled alone, the rest eager, no hooks: does the divergence return?"""
-
-    module_path: str
-    frames_compiled: int
-    reproduced: bool | None  # None: it could not run
-    outputs: list[OutputComparison] = field(default_factory=list)
-    seconds: float = 0.0
-    error: str | None = None
-
-
-@dataclass
-class Localization:
-    entry_point: str
-    reason: str
-    settings: dict[str, Any]
-    capture_note: str
-    capture_reproduces: bool  # the recorded run's final outputs fail the criterion too
-    capture_outputs: list[OutputComparison]
-    modules: list[ModuleDivergence]  # finishing order
-    gradients: list[GradientDivergence]  # backward order
-    first_divergent_module: str | None
-    first_divergent_class: str | None
-    first_divergent_gradient: str | None
-    backward_only: bool  # every module output passes, a gradient does not
-    confirmation: IsolatedCompile | None
-    seconds: float = 0.0
 
 
 def owning_module(parameter: str, module_paths: set[str]) -> str:
@@ -155,7 +110,7 @@ def _recorded_runs(
         "compiled": LayerRecorder().attach(compiled),
         "fp64": LayerRecorder().attach(fp64),
     }
-    with what_if(eager, compiled, fp64, **RNG_FREE):
+    with what_if(eager, compiled, fp64, **RANDOM_NUMBERS_OUT):
         outputs = {
             "compiled": run(compiled, seed),
             "eager": run(eager, seed),
@@ -181,7 +136,7 @@ def confirm_isolated(
     copy = target.fresh_copy()
     try:
         copy.get_submodule(module_path).compile(**settings.compile_kwargs())
-        with what_if(copy, **RNG_FREE):
+        with what_if(copy, **RANDOM_NUMBERS_OUT):
             capture, outputs = record_compiles(
                 entry_point, lambda: run_entry(target, entry_point)(copy, seed)
             )
@@ -238,7 +193,7 @@ def localize(
     return Localization(
         entry_point=entry_point,
         reason=reason,
-        settings=dict(RNG_FREE),
+        settings=dict(RANDOM_NUMBERS_OUT),
         capture_note=CAPTURE_NOTE,
         capture_reproduces=not all(c.passes for c in finals),
         capture_outputs=finals,

@@ -13,10 +13,11 @@ benchmark harness (`probes.divergence.fp64_criterion`):
 - "tf32-off", "tf32-on" (CUDA only): training (inference without a loss) with random numbers
   taken out, TF32 off on both sides, then on on both sides.
 
-From the training scenarios it attributes the as-is difference to random numbers ("rng"),
-arithmetic, or both. When an output without random numbers fails the criterion (or when asked),
-it localizes: the first submodule that adds error, confirmed by compiling it alone
-(`probes.divergence.localize`).
+It records the figures and judges nothing: whether the as-is difference comes from random
+numbers, arithmetic or both is the analyzer's reading of them (`analyzer.rules.divergence`). It
+decides only what else to measure: when an output without random numbers fails the criterion
+(or when asked), it localizes: the first submodule that adds error, confirmed by compiling it
+alone (`probes.divergence.localize`).
 
 Cost and side effects: every what-if scenario, the localization and the confirmation compile a
 fresh copy after `torch._dynamo.reset()`, because dynamo would otherwise reuse code compiled
@@ -32,66 +33,37 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from probes.divergence.dropout import DropoutSites, dropout_sites
-from probes.divergence.fp64_criterion import Criterion, with_multiplier
-from probes.divergence.localize import Localization, localize
-from probes.divergence.rng_attribution import RngAttribution, attribute, overall_verdict
-from probes.divergence.scenarios import (
+from probes.divergence.dropout import dropout_sites
+from probes.divergence.localize import localize
+from probes.divergence.runs import RANDOM_NUMBERS_OUT
+from probes.divergence.scenarios import ScenarioRunner, numerics_now
+from probes.errors import compile_error_line
+from probes.records.divergence import (
     AS_IS,
     DROPOUT_OFF,
     EVAL,
     FALLBACK_RANDOM,
+    RNG_FREE,
     TF32_OFF,
     TF32_ON,
-    ScenarioResult,
-    ScenarioRunner,
-    numerics_now,
+    Criterion,
+    DivergenceReport,
+    DivergenceScenario,
+    Localization,
+    PrecisionCheck,
+    RngAttribution,
+    failing_without_random_numbers,
+    with_multiplier,
 )
-from probes.environment import NumericSettings
-from probes.errors import compile_error_line
 from probes.records.names import INFERENCE, TRAINING
 from probes.targets.target import CompileSettings, Target
 
 DEFAULT_SEED = 42  # the reference script's seed
-
-
-@dataclass
-class PrecisionCheck:
-    ran: bool
-    note: str
-    tf32_explains: bool | None = None  # fails with TF32 on, passes with it off
-
-
-@dataclass
-class DivergenceReport:
-    target: str
-    device: str
-    torch_version: str
-    compile: dict[str, Any]
-    criterion: Criterion
-    criterion_rule: str
-    seed: int
-    numerics: NumericSettings | None
-    scenarios: list[ScenarioResult] = field(default_factory=list)
-    attribution: RngAttribution | None = None
-    verdict: str = "unknown"  # "none" | "rng" | "arithmetic" | "both" | "unknown"
-    summary: str = ""
-    dropout: DropoutSites | None = None  # the dropout the module draws for in train mode
-    localization: Localization | None = None
-    localization_note: str = ""
-    precision: PrecisionCheck | None = None
-    dynamo_resets: int = 0
-    notes: list[str] = field(default_factory=list)
-    phase_seconds: dict[str, float] = field(default_factory=dict)
-
-    def scenario(self, name: str) -> ScenarioResult | None:
-        return next((s for s in self.scenarios if s.name == name), None)
 
 
 # --- state the probe must give back --------------------------------------------------------
@@ -122,17 +94,10 @@ def _preserved(module: nn.Module | None, target: Target) -> Iterator[None]:
         target.reset(module)
 
 
-def arithmetic_failures(report: DivergenceReport) -> list[ScenarioResult]:
+def arithmetic_failures(report: DivergenceReport) -> list[DivergenceScenario]:
     """Scenarios without random-number differences whose outputs fail the criterion."""
-    failing = []
-    eval_result = report.scenario(EVAL)
-    if eval_result is not None and eval_result.passes is False:
-        failing.append(eval_result)
-    rng_free = [report.scenario(n) for n in (FALLBACK_RANDOM, DROPOUT_OFF)]
-    ran = [s for s in rng_free if s is not None and s.passes is not None]
-    if ran and not any(s.passes for s in ran):
-        failing.extend(ran)
-    return failing
+    names = failing_without_random_numbers({s.name: s.passes for s in report.scenarios})
+    return [s for s in report.scenarios if s.name in names]
 
 
 # --- the probe -----------------------------------------------------------------------------
@@ -148,10 +113,12 @@ def probe_divergence(
     tolerance: float | None = None,
     seed: int = DEFAULT_SEED,
     check_precision: bool = True,
-    what_ifs: Sequence[str] = (FALLBACK_RANDOM, DROPOUT_OFF),
+    what_ifs: Sequence[str] = RNG_FREE,
     on_phase: Callable[[str], None] = lambda _: None,
 ) -> DivergenceReport:
-    """Attribute and localize the difference between `target`'s eager and compiled outputs.
+    """Measure the difference between `target`'s eager and compiled outputs, and localize it.
+
+    The scenarios' figures are what the analyzer attributes the difference by.
 
     `localize`: None localizes only when an output without random-number differences fails the
     criterion; True always; False never. `compiled`: the copy the diagnosis already compiled with
@@ -185,7 +152,6 @@ def probe_divergence(
         _run_localization(report, target, settings, criterion, seed, localize, on_phase)
     report.dynamo_resets = scenarios.resets + _localization_resets(report.localization)
     report.notes.extend(_notes(report, target))
-    report.summary = _summary(report)
     return report
 
 
@@ -215,9 +181,12 @@ def _run_scenarios(
         with _phase(report, name, on_phase):
             report.scenarios.append(scenarios.run(name, entry_point, shared=shared, **switches))
     if target.loss is not None:
-        ran = [report.scenario(name) for name in what_ifs]
-        report.attribution = attribute(report.scenario(AS_IS), *[s for s in ran if s])
-    report.verdict = overall_verdict(report.attribution, report.scenario(EVAL))
+        training = [s for s in report.scenarios if s.name in (AS_IS, *what_ifs)]
+        report.attribution = RngAttribution(
+            loss_diff={s.name: s.primary_max_abs_diff for s in training},
+            max_gradient_diff={s.name: s.max_gradient_abs_diff for s in training},
+            passes={s.name: s.passes for s in training},
+        )
 
 
 def _run_precision(
@@ -234,19 +203,15 @@ def _run_precision(
         )
         return
     entry_point = TRAINING if target.loss is not None else INFERENCE
-    rng_free = {"fallback_random": True, "dropout_off": True}
     for name, enabled in ((TF32_OFF, False), (TF32_ON, True)):
         with _phase(report, name, on_phase):
-            result = scenarios.run(name, entry_point, shared=False, tf32=enabled, **rng_free)
+            result = scenarios.run(
+                name, entry_point, shared=False, tf32=enabled, **RANDOM_NUMBERS_OUT
+            )
             report.scenarios.append(result)
-    off, on = report.scenario(TF32_OFF), report.scenario(TF32_ON)
-    explains = None
-    if off.passes is not None and on.passes is not None:
-        explains = bool(off.passes and not on.passes)
     report.precision = PrecisionCheck(
         ran=True,
         note="each side compiled and run with TF32 off, then on, for matmul and cuDNN alike",
-        tf32_explains=explains,
     )
 
 
@@ -282,7 +247,7 @@ def _run_localization(
             report.localization_note = f"failed: {compile_error_line(error)}"
 
 
-def _localization_entry(target: Target, failing: list[ScenarioResult]) -> str:
+def _localization_entry(target: Target, failing: list[DivergenceScenario]) -> str:
     if target.loss is None:
         return INFERENCE
     training_fails = any(s.entry_point == TRAINING for s in failing)
@@ -296,6 +261,7 @@ def _localization_resets(localization: Localization | None) -> int:
 
 
 def _notes(report: DivergenceReport, target: Target) -> list[str]:
+    """Facts about the run a reader needs to weigh its scenarios: what compiled, what differs."""
     notes = []
     for s in report.scenarios:
         if not s.compiled_fresh or s.error is not None or s.frames_compiled > 0:
@@ -304,44 +270,16 @@ def _notes(report: DivergenceReport, target: Target) -> list[str]:
             notes.append(
                 f"{s.name}: the compiled copy compiled no frame for {s.entry_point}: it ran "
                 "eager code (as `torch.compile(policy)` leaves `select_action` eager), so this "
-                "compares eager with eager"
+                "scenario compared eager with eager"
             )
         else:
             notes.append(
-                f"{s.name}: compiled no new frame, so its setting may not have reached the "
-                "compiled code"
+                f"{s.name}: the compiled copy, fresh after a dynamo reset, compiled no frame for "
+                f"{s.entry_point} under this scenario's setting"
             )
     if target.device.type == "cuda" and report.scenario(AS_IS) is not None:
         notes.append(
             "as-is: the fp64 reference draws dropout masks from the same seed, but on CUDA "
-            "float64 masks need not match float32 ones; judge as-is by the what-ifs"
+            "float64 masks need not match float32 ones"
         )
     return notes
-
-
-def _summary(report: DivergenceReport) -> str:
-    texts = {
-        "none": "compiled is as close to fp64 as eager in every scenario",
-        "rng": "the difference is random numbers: it vanishes when both sides draw the same",
-        "arithmetic": "compiled arithmetic differs beyond the fp64 criterion",
-        "both": "random numbers explain most of the difference; the arithmetic differs too",
-        "untested": "training differs, and no what-if without random numbers ran to say why",
-        "unknown": "some scenarios did not complete",
-    }
-    text = texts.get(report.verdict, report.verdict)
-    found = report.localization
-    if found is None:
-        return text
-    if found.first_divergent_module:
-        text += f"; first module to add error: {found.first_divergent_module}"
-    elif found.backward_only:
-        gradient = found.first_divergent_gradient
-        text += f"; only in the backward pass, first at the gradient of {gradient}"
-    confirmed = found.confirmation
-    if confirmed is not None and confirmed.reproduced is not None:
-        text += (
-            f" (compiled alone, {confirmed.module_path} reproduces it)"
-            if confirmed.reproduced
-            else f" (compiled alone, {confirmed.module_path} does not reproduce it)"
-        )
-    return text

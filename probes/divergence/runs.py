@@ -16,25 +16,24 @@ import torch
 import torch._dynamo
 from torch import nn
 
-from probes.divergence.dropout import DropoutSites, dropout_disabled
+from probes.divergence.dropout import dropout_disabled
 from probes.divergence.fp64_reference import run_float64
 from probes.divergence.tf32 import tf32
-from probes.records.names import INFERENCE, TRAINING
+from probes.records.divergence import ACTION, GRAD_PREFIX, LOSS, DropoutSites
+from probes.records.names import INFERENCE
 from probes.targets.target import CompileSettings, Target
 
 Outputs = dict[str, torch.Tensor]
-GRAD_PREFIX = "grad:"
 COMPILED_WRAPPER_PREFIX = "_orig_mod."  # torch.compile(module) nests the original here
+# The `what_if` switches that take every random number out: Inductor draws with eager's
+# generator, and no dropout draws at all.
+RANDOM_NUMBERS_OUT = {"fallback_random": True, "dropout_off": True}
 
 
 def parameter_name(name: str) -> str:
     """A parameter's or module's path as in the eager module, whatever wrapper compiled it."""
     name = name.replace(COMPILED_WRAPPER_PREFIX, "")
     return "" if name == COMPILED_WRAPPER_PREFIX.rstrip(".") else name
-
-
-def primary_output(entry_point: str) -> str:
-    return "loss" if entry_point == TRAINING else "action"
 
 
 def training_outputs(target: Target, module: nn.Module, seed: int) -> Outputs:
@@ -45,7 +44,7 @@ def training_outputs(target: Target, module: nn.Module, seed: int) -> Outputs:
     torch.manual_seed(seed)
     loss = target.loss(module)
     loss.backward()
-    outputs: Outputs = {"loss": loss.detach()}
+    outputs: Outputs = {LOSS: loss.detach()}
     for name, parameter in module.named_parameters():
         if parameter.grad is not None:
             outputs[GRAD_PREFIX + parameter_name(name)] = parameter.grad.detach().clone()
@@ -57,7 +56,7 @@ def inference_outputs(target: Target, module: nn.Module, seed: int) -> Outputs:
     module.eval()
     torch.manual_seed(seed)
     with torch.no_grad():
-        return {"action": target.infer(module).detach().clone()}
+        return {ACTION: target.infer(module).detach().clone()}
 
 
 def run_entry(target: Target, entry_point: str) -> Callable[[nn.Module, int], Outputs]:

@@ -10,65 +10,25 @@ compiles a fresh copy after a dynamo reset, so that its setting reaches the comp
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from probes.compile.capture import record_compiles
-from probes.divergence.fp64_criterion import Criterion, OutputComparison, compare_outputs
+from probes.divergence.fp64_criterion import compare_outputs
 from probes.divergence.fp64_reference import float64_copy
-from probes.divergence.runs import (
-    GRAD_PREFIX,
-    compile_fresh,
-    primary_output,
-    run_entry,
-    run_entry_float64,
-    what_if,
-)
-from probes.environment import NumericSettings, numeric_settings
+from probes.divergence.runs import compile_fresh, run_entry, run_entry_float64, what_if
+from probes.environment import numeric_settings
 from probes.errors import compile_error_line
+from probes.records.divergence import (
+    GRAD_PREFIX,
+    PRIMARY_OUTPUT,
+    SCENARIO_DESCRIPTIONS,
+    Criterion,
+    DivergenceScenario,
+)
+from probes.records.environment import NumericSettings
 from probes.targets.target import CompileSettings, Target
-
-EVAL, AS_IS, FALLBACK_RANDOM, DROPOUT_OFF = "eval", "as-is", "fallback-random", "dropout-off"
-TF32_OFF, TF32_ON = "tf32-off", "tf32-on"
-
-
-@dataclass
-class ScenarioResult:
-    """One comparison of eager, eager again, compiled and fp64 under one setting."""
-
-    name: str
-    entry_point: str
-    description: str
-    settings: dict[str, Any]
-    compiled_fresh: bool  # compiled after a dynamo reset, under this scenario's settings
-    frames_compiled: int  # frames dynamo compiled during this scenario's first compiled call
-    outputs: list[OutputComparison] = field(default_factory=list)
-    passes: bool | None = None  # None: it could not run
-    failing: list[str] = field(default_factory=list)
-    primary: str = ""  # "loss" or "action"
-    primary_max_abs_diff: float | None = None  # |compiled - eager| of the loss / action
-    max_rel_diff: float | None = None  # the largest max_rel_diff over every output
-    gradients_compared: int = 0
-    gradients_failing: int = 0
-    max_gradient_abs_diff: float | None = None
-    numerics: NumericSettings | None = None  # as in force during the scenario
-    seconds: float = 0.0
-    error: str | None = None
-
-    def output(self, name: str) -> OutputComparison | None:
-        return next((o for o in self.outputs if o.name == name), None)
-
-
-SCENARIO_TEXT = {
-    EVAL: "inference in eval mode, compiled copy as is",
-    AS_IS: "training forward + backward, same seed both sides, compiled copy as is",
-    FALLBACK_RANDOM: "as-is with torch._inductor.config.fallback_random = True",
-    DROPOUT_OFF: "as-is with every dropout off (modules, attention, functional)",
-    TF32_OFF: "random numbers out, TF32 off for matmul and cuDNN on both sides",
-    TF32_ON: "random numbers out, TF32 on for matmul and cuDNN on both sides",
-}
 
 
 class ScenarioRunner:
@@ -98,16 +58,18 @@ class ScenarioRunner:
         self.resets += 1
         return compile_fresh(self.target, self.settings)
 
-    def run(self, name: str, entry_point: str, *, shared: bool, **switches: Any) -> ScenarioResult:
+    def run(
+        self, name: str, entry_point: str, *, shared: bool, **switches: Any
+    ) -> DivergenceScenario:
         started = time.perf_counter()
-        result = ScenarioResult(
+        result = DivergenceScenario(
             name=name,
             entry_point=entry_point,
-            description=SCENARIO_TEXT[name],
+            description=SCENARIO_DESCRIPTIONS[name],
             settings={"fallback_random": False, "dropout_off": False, **switches},
             compiled_fresh=False,
             frames_compiled=0,
-            primary=primary_output(entry_point),
+            primary=PRIMARY_OUTPUT[entry_point],
         )
         try:
             self._measure(result, entry_point, shared, switches)
@@ -117,7 +79,7 @@ class ScenarioRunner:
         return result
 
     def _measure(
-        self, result: ScenarioResult, entry_point: str, shared: bool, switches: dict[str, Any]
+        self, result: DivergenceScenario, entry_point: str, shared: bool, switches: dict[str, Any]
     ) -> None:
         target, seed, run = self.target, self.seed, run_entry(self.target, entry_point)
         if shared:
@@ -146,7 +108,7 @@ def _what_if_arguments(switches: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _summarise(result: ScenarioResult) -> None:
+def _summarise(result: DivergenceScenario) -> None:
     result.passes = all(o.passes for o in result.outputs)
     result.failing = [o.name for o in result.outputs if not o.passes]
     primary = result.output(result.primary)

@@ -7,9 +7,11 @@ one ProfilerStep per call, and written with `tensorboard_trace_handler` to
 Profiler plugin, with one worker per entry point; the same files open in Perfetto. Each trace is
 then read back with `probes.kernels.trace_summary` and reduced to per-call figures.
 
-What-if: on CUDA, when the default compiled call leaves the GPU idle most of its span, a
-`mode="reduce-overhead"` twin (CUDA graphs) supplied by the caller is timed against eager and
-default with `measure_interleaved` (not under the profiler), with any cudagraph skip and its reason.
+What-if: on CUDA, when the default compiled call keeps the GPU busy less than
+`LAUNCH_BOUND_BUSY` of its span, a `mode="reduce-overhead"` twin (CUDA graphs) supplied by the
+caller is timed against eager and default with `measure_interleaved` (not under the profiler), with
+any cudagraph skip and its reason. Whether it ran or not, its `reason` records the figures that
+decided the plan; judging the call is left to the rules.
 """
 
 from __future__ import annotations
@@ -35,106 +37,29 @@ from torch.profiler import (
 )
 
 from probes.kernels.kineto import load_trace
-from probes.kernels.trace_summary import TraceSummary, summarize
-from probes.timing import Speedup, measure_interleaved, synchronize, time_first_call
-
-SIDES = ("eager", "compiled")
-DEFAULT_BUSY_THRESHOLD = 0.5  # below it the GPU is idle most of the call: launch-bound
+from probes.kernels.trace_summary import summarize
+from probes.records.kernels import (
+    COMPILED,
+    EAGER,
+    FAILED,
+    LAUNCH_BOUND_BUSY,
+    MEASURED,
+    NOT_RUN,
+    SIDES,
+    CallProfile,
+    EntryPointKernels,
+    KernelFamilyPerCall,
+    KernelPerCall,
+    KernelTimingReport,
+    OpPerCall,
+    ReduceOverheadWhatIf,
+    TraceSummary,
+)
+from probes.records.timing import Speedup
+from probes.timing import measure_interleaved, synchronize, time_first_call
 
 EntryPointCalls = tuple[Callable[[], Any], Callable[[], Any]]
 ReduceOverheadFactory = Callable[[str], Callable[[], Any]]
-
-
-@dataclass
-class KernelPerCall:
-    name: str
-    family: str
-    count_per_call: float
-    ms_per_call: float
-    share: float  # of kernel time
-
-
-@dataclass
-class KernelFamilyPerCall:
-    family: str
-    count_per_call: float
-    ms_per_call: float
-    share: float  # of kernel time
-
-
-@dataclass
-class OpPerCall:
-    name: str
-    count_per_call: float
-    self_ms_per_call: float
-    share: float  # of host-op self time
-
-
-@dataclass
-class CallProfile:
-    """One side of one entry point, per call, from its own profiled run (under the profiler)."""
-
-    side: str  # "eager" | "compiled"
-    trace_path: str
-    calls: int  # ProfilerSteps found in the trace
-    wall_ms: float  # median ProfilerStep duration, host side, under the profiler
-    wall_ms_samples: list[float]
-    span_ms_per_call: float  # analysed window / calls, includes a device tail
-    has_device_activity: bool
-    # Device side: None when the run recorded no device activity (CPU).
-    kernels_per_call: float | None
-    memcpy_per_call: float | None
-    memset_per_call: float | None
-    kernel_ms_per_call: float | None
-    device_ms_per_call: float | None
-    gpu_busy_fraction: float | None
-    gpu_idle_ms_per_call: float | None
-    launch_api_ms_per_call: float | None
-    kernel_launches_per_call: float | None
-    cudagraph_replays_per_call: float | None
-    top_kernels: list[KernelPerCall] | None
-    kernel_families: list[KernelFamilyPerCall] | None
-    # Compiled code: None when the call ran no compiled region.
-    compiled_region_names: list[str]
-    compiled_regions_per_call: float
-    compiled_region_ms_per_call: float | None
-    outside_compiled_region_ms_per_call: float | None
-    host_op_self_ms_per_call: float
-    top_ops: list[OpPerCall]
-
-
-@dataclass
-class ReduceOverheadWhatIf:
-    status: str  # "measured" | "not-run" | "failed"
-    reason: str  # why it ran, or why not
-    first_call_s: float | None = None  # compile and CUDA-graph recording
-    eager: dict[str, Any] | None = None  # Measurement.summary()
-    default: dict[str, Any] | None = None
-    reduce_overhead: dict[str, Any] | None = None
-    speedup_over_eager: dict[str, Any] | None = None  # Speedup.summary()
-    speedup_over_default: dict[str, Any] | None = None
-    cudagraph_skips: int | None = None
-    cudagraph_skip_reasons: list[str] = field(default_factory=list)
-
-
-@dataclass
-class EntryPointKernels:
-    name: str
-    eager: CallProfile
-    compiled: CallProfile
-    reduce_overhead: ReduceOverheadWhatIf
-
-
-@dataclass
-class KernelTimingReport:
-    device: str
-    torch_version: str
-    warmup_calls: int
-    profiled_calls: int
-    busy_threshold: float
-    tensorboard_logdir: str
-    tensorboard_command: str
-    entry_points: list[EntryPointKernels]
 
 
 def profile_kernels(
@@ -147,7 +72,7 @@ def profile_kernels(
     reduce_overhead: ReduceOverheadFactory | None = None,
     what_if_iters: int = 20,
     what_if_warmup: int = 3,
-    busy_threshold: float = DEFAULT_BUSY_THRESHOLD,
+    busy_threshold: float = LAUNCH_BOUND_BUSY,
 ) -> KernelTimingReport:
     """Profile every entry point's eager and compiled call; measure the what-if where it applies.
 
@@ -176,14 +101,14 @@ def profile_kernels(
             name,
             eager_call,
             compiled_call,
-            profiles["compiled"],
+            profiles[COMPILED],
             device=device,
             factory=reduce_overhead,
             iters=what_if_iters,
             warmup=what_if_warmup,
             busy_threshold=busy_threshold,
         )
-        results.append(EntryPointKernels(name, profiles["eager"], profiles["compiled"], what_if))
+        results.append(EntryPointKernels(name, profiles[EAGER], profiles[COMPILED], what_if))
     return KernelTimingReport(
         device=str(device),
         torch_version=torch.__version__,
@@ -318,29 +243,29 @@ def reduce_overhead_what_if(
     warmup: int,
     busy_threshold: float,
 ) -> ReduceOverheadWhatIf:
-    """Time a reduce-overhead twin against eager and default compiled, or say why not."""
+    """Time a reduce-overhead twin against eager and default compiled, or record why not.
+
+    The what-if runs only where CUDA graphs could matter (a CUDA device, the GPU busy less than
+    `busy_threshold` of the compiled call); its reason records the figures behind that plan.
+    """
     if device.type != "cuda":
         return ReduceOverheadWhatIf(
-            "not-run",
+            NOT_RUN,
             f"the reduce-overhead what-if needs a GPU: CUDA graphs replay recorded GPU work, "
             f"and this run is on {device.type}",
         )
     busy = compiled.gpu_busy_fraction
     if busy is None:
-        return ReduceOverheadWhatIf("not-run", "the compiled call recorded no device activity")
+        return ReduceOverheadWhatIf(NOT_RUN, "the compiled call recorded no device activity")
+    busy_share = (
+        f"GPU busy {100 * busy:.1f} % of the default compiled call's span, "
+        f"{'at or above' if busy >= busy_threshold else 'below'} the "
+        f"{100 * busy_threshold:.1f} % below which the what-if runs"
+    )
     if busy >= busy_threshold:
-        return ReduceOverheadWhatIf(
-            "not-run",
-            f"the default compiled call keeps the GPU busy {busy:.0%} of its span "
-            f"(at or above {busy_threshold:.0%}): not launch-bound",
-        )
+        return ReduceOverheadWhatIf(NOT_RUN, busy_share)
     if factory is None:
-        return ReduceOverheadWhatIf(
-            "not-run",
-            f"the GPU is busy {busy:.0%} of the compiled call, but no reduce-overhead twin "
-            "was supplied",
-        )
-    trigger = f"the default compiled call keeps the GPU busy only {busy:.0%} of its span"
+        return ReduceOverheadWhatIf(NOT_RUN, f"{busy_share}; no reduce-overhead twin was supplied")
     failure: Exception | None = None
     with watch_cudagraph_skips() as skips:
         try:
@@ -362,14 +287,14 @@ def reduce_overhead_what_if(
             failure = error
     if failure is not None:
         return ReduceOverheadWhatIf(
-            "failed",
+            FAILED,
             f"{type(failure).__name__}: {failure}".splitlines()[0],
             cudagraph_skips=skips.count,
             cudagraph_skip_reasons=skips.reasons,
         )
     return ReduceOverheadWhatIf(
-        "measured",
-        trigger,
+        MEASURED,
+        busy_share,
         first_call_s=first_call_s,
         eager=measured["eager"].summary(),
         default=measured["default"].summary(),

@@ -19,18 +19,33 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from probes.kernels.kineto import KinetoTrace, TraceEvent, TraceFormatError
+from probes.records.kernels import (
+    COMPILED_REGION_PREFIX,
+    CUBLAS,
+    CUDNN,
+    DEVICE_CATEGORIES,
+    KERNEL,
+    KERNEL_FAMILIES,
+    MEMCPY,
+    MEMSET,
+    OTHER,
+    STEP_PREFIX,
+    TRITON,
+    WINDOW_FROM_EVENTS,
+    WINDOW_FROM_STEPS,
+    KernelFamilyShare,
+    KernelStat,
+    OpStat,
+    TraceSummary,
+)
 
-KERNEL = "kernel"
-MEMCPY = "gpu_memcpy"
-MEMSET = "gpu_memset"
-DEVICE_CATEGORIES = frozenset({KERNEL, MEMCPY, MEMSET})
-ANNOTATION_CATEGORIES = frozenset({"user_annotation", "gpu_user_annotation"})
+# ProfilerStep and record_function ranges, and their copies on the GPU timeline.
+GPU_ANNOTATION = "gpu_user_annotation"
+ANNOTATION_CATEGORIES = frozenset({"user_annotation", GPU_ANNOTATION})
 PROFILER_SPAN_CATEGORY = "Trace"  # Kineto's own "PyTorch Profiler (0)" span: not activity
 CPU_OP = "cpu_op"
 # Host calls into CUDA; device-side sync events (`cuda_sync`) carry correlation ids too.
 HOST_API_CATEGORIES = frozenset({"cuda_runtime", "cuda_driver"})
-STEP_PREFIX = "ProfilerStep#"
-COMPILED_REGION_PREFIX = "Torch-Compiled Region"
 # The backward of a compiled graph runs under autograd, outside any Torch-Compiled Region event.
 COMPILED_BACKWARD = "CompiledFunctionBackward"
 
@@ -55,74 +70,10 @@ LAUNCH_APIS = KERNEL_LAUNCH_APIS | GRAPH_LAUNCH_APIS
 
 # Checked in order: cuDNN's implicit-GEMM convolutions contain "gemm" too.
 _FAMILY_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("triton", ("triton",)),
-    ("cudnn", ("cudnn", "xmma_fprop", "xmma_dgrad", "xmma_wgrad", "convolve", "conv2d")),
-    ("cublas", ("cublas", "gemm", "gemv", "nvjet", "cutlass", "splitkreduce")),
+    (TRITON, ("triton",)),
+    (CUDNN, ("cudnn", "xmma_fprop", "xmma_dgrad", "xmma_wgrad", "convolve", "conv2d")),
+    (CUBLAS, ("cublas", "gemm", "gemv", "nvjet", "cutlass", "splitkreduce")),
 )
-KERNEL_FAMILIES = ("triton", "cublas", "cudnn", "other")
-
-
-@dataclass
-class KernelStat:
-    name: str
-    family: str  # "triton" | "cublas" | "cudnn" | "other"
-    count: int
-    total_ms: float
-    share: float  # of the window's kernel time
-
-
-@dataclass
-class KernelFamilyShare:
-    family: str
-    count: int
-    total_ms: float
-    share: float  # of the window's kernel time
-
-
-@dataclass
-class OpStat:
-    name: str
-    count: int
-    self_ms: float  # time in the op itself, not in ops it called
-    share: float  # of the window's host-op self time
-
-
-@dataclass
-class TraceSummary:
-    """Totals over the analysed window of one trace (all profiled calls together)."""
-
-    source: str
-    device_names: list[str]
-    has_device_activity: bool
-    window_source: str  # "ProfilerStep" (the recorded steps) or "events" (first to last event)
-    span_ms: float
-    step_count: int
-    step_ms: list[float]  # duration of each ProfilerStep, host side
-    # Device side: None when the trace holds no device activity.
-    kernel_count: int | None
-    memcpy_count: int | None
-    memset_count: int | None
-    kernel_time_ms: float | None
-    device_time_ms: float | None  # kernel + memcpy + memset
-    gpu_busy_ms: float | None  # union of device intervals
-    gpu_busy_fraction: float | None  # gpu_busy_ms / span_ms
-    gpu_idle_ms: float | None
-    launch_api_ms: float | None  # host time inside launch calls
-    launch_counts: dict[str, int] | None  # per launch API
-    kernel_launch_count: int | None
-    cudagraph_replay_count: int | None
-    top_kernels: list[KernelStat] | None
-    kernel_families: list[KernelFamilyShare] | None
-    # Compiled code: None when the trace shows no compiled region.
-    compiled_region_names: list[str]
-    compiled_region_count: int
-    compiled_backward_count: int
-    compiled_region_ms: float | None
-    outside_compiled_region_ms: float | None
-    # Host ops: always present, the whole story of a CPU-only trace.
-    cpu_op_count: int
-    cpu_op_self_ms: float
-    top_ops: list[OpStat]
 
 
 @dataclass(frozen=True)
@@ -236,15 +187,13 @@ def analysis_window(events: Sequence[TraceEvent]) -> Window:
         start = min(e.ts_us for e in steps)
         end = min(last, max(e.end_us for e in steps))
         if end > start:
-            return Window(start, end, "ProfilerStep", tuple(e.dur_us / 1e3 for e in steps))
-    return Window(first, last, "events", ())
+            return Window(start, end, WINDOW_FROM_STEPS, tuple(e.dur_us / 1e3 for e in steps))
+    return Window(first, last, WINDOW_FROM_EVENTS, ())
 
 
 def profiler_steps(events: Iterable[TraceEvent]) -> list[TraceEvent]:
     """Host-side ProfilerStep ranges (not their GPU-side copies), in time order."""
-    steps = [
-        e for e in events if e.name.startswith(STEP_PREFIX) and e.category != "gpu_user_annotation"
-    ]
+    steps = [e for e in events if e.name.startswith(STEP_PREFIX) and e.category != GPU_ANNOTATION]
     return sorted(steps, key=lambda e: e.ts_us)
 
 
@@ -313,7 +262,7 @@ def kernel_family(name: str) -> str:
     for family, markers in _FAMILY_MARKERS:
         if any(marker in lowered for marker in markers):
             return family
-    return "other"
+    return OTHER
 
 
 def kernel_breakdown(

@@ -1,0 +1,302 @@
+"""Checks on the report's correctness figures: the max action difference, the training-loss
+difference, and the consistency metrics of its training runs.
+
+Each difference is read against the rounding measured between correct compiled and eager
+programs on the report's device (`reading.ACTION_ROUNDING`, `LOSS_ROUNDING`): within
+`FAR_BEYOND` times that band a failed threshold is the threshold's fault; far beyond it, either
+the program or the comparison is.
+"""
+
+from __future__ import annotations
+
+import math
+
+from analyzer.findings import Finding, make_finding
+from analyzer.format import sci, times
+from analyzer.rules.benchmark import BENCHMARK_METHODOLOGY
+from analyzer.rules.divergence import (
+    NUMERICAL_DIVERGENCE,
+    PRECISION_SETTING_MISMATCH,
+    RNG_DIVERGENCE,
+    TOLERANCE_TOO_STRICT,
+)
+from analyzer.rules.triage.reading import FAR_BEYOND, Reading, finite, near_one
+
+_WITHIN = times(FAR_BEYOND, digits=0)  # "10x", as the cause sentences say it
+
+
+def check(reading: Reading) -> list[Finding]:
+    return [
+        *_action_difference(reading),
+        *_loss_difference(reading),
+        *_consistency_metrics(reading),
+    ]
+
+
+# --- the max action difference ---------------------------------------------------------------
+
+
+def _action_difference(reading: Reading) -> list[Finding]:
+    diff = reading.report.correctness.action_diff
+    threshold = reading.report.action_threshold
+    # An exact 0.0 is the compiled path not exercised (compilation.py), not a correct compile.
+    if diff is None or diff == 0.0 or (math.isfinite(diff) and diff < threshold):
+        return []
+    if not math.isfinite(diff):
+        return [_non_finite_output(reading, "actions", diff)]
+    band = reading.action_band()
+    if diff > FAR_BEYOND * band:
+        return _far_beyond_rounding(reading, diff, band)
+    return _action_within_rounding(reading, diff, band)
+
+
+def _non_finite_output(reading: Reading, what: str, diff: float) -> Finding:
+    produced = "NaN" if math.isnan(diff) else "an infinite value"
+    key = "max_action_diff_abs" if what == "actions" else "loss_diff_abs"
+    return make_finding(
+        NUMERICAL_DIVERGENCE,
+        confidence="medium",
+        cause=(
+            f"The difference between eager and compiled {what} is {diff}: at least one side "
+            f"produced {produced}. Whether compiled alone does, and from which module, needs "
+            "both sides against an fp64 reference."
+        ),
+        evidence={key: diff},
+        next_steps=[
+            "# compare both sides to fp64, name the first module that adds error\n"
+            + reading.command("--localize")
+        ],
+    )
+
+
+def _far_beyond_rounding(reading: Reading, diff: float, band: float) -> list[Finding]:
+    """A miscompile, or two sides compared in different states: both offered, with the
+    command that tells them apart."""
+    device = reading.device_kind if reading.device_kind != "unknown" else "a GPU"
+    speedup = reading.speedup_inference
+    same_code = near_one(speedup)
+    tell_apart = (
+        "# independent copies, both reset: rounding-level actions there mean the\n"
+        "# report compared different states; the same difference is a miscompile\n"
+        + reading.command("--compile-how", "methods")
+    )
+    evidence: dict[str, object] = {
+        "max_action_diff_abs": diff,
+        "rounding_measured_abs": band,
+        "threshold_abs": reading.report.action_threshold,
+    }
+    if speedup is not None:
+        evidence["speedup_inference_x"] = speedup
+    speed = (
+        f" The inference speedup, {times(speedup)}, is what two runs of the same eager code "
+        "give, as when `torch.compile(policy)` leaves `select_action` eager and only the states "
+        "differ."
+        if same_code
+        else " Until this is settled the inference speedup cannot be read either."
+    )
+    miscompile = make_finding(
+        NUMERICAL_DIVERGENCE,
+        confidence="low",
+        cause=(
+            f"The actions differ by {sci(diff)}, {times(diff / band, digits=0)} the largest "
+            f"difference measured between correct compiled and eager ACT on {device} "
+            f"({sci(band)}): far beyond rounding, so either the compiled program computes "
+            "something else (a miscompile) or the two sides were not compared in the same state "
+            "(see benchmark-methodology)."
+        ),
+        evidence=evidence,
+        next_steps=[tell_apart, reading.command("--localize") + "  # first module adding error"],
+        impact_error=diff,
+    )
+    states = make_finding(
+        BENCHMARK_METHODOLOGY,
+        title="The actions may come from different states, not different programs",
+        confidence="medium" if same_code else "low",
+        cause=(
+            f"A difference of {sci(diff)} is what comparing different steps of an action chunk "
+            "gives: with `torch.compile(policy)` eager and compiled share one action queue, and "
+            "an earlier reference report measured 5.6e-2 ('SEVERE') because the compiled side "
+            "popped the next action of the chunk eager had just predicted. A stale queue that "
+            f"was not reset does the same.{speed}"
+        ),
+        evidence=evidence,
+        next_steps=[tell_apart],
+        impact_error=diff,
+    )
+    return [miscompile, states]
+
+
+def _action_within_rounding(reading: Reading, diff: float, band: float) -> list[Finding]:
+    threshold = reading.report.action_threshold
+    findings = [
+        make_finding(
+            TOLERANCE_TOO_STRICT,
+            confidence="medium" if diff <= band else "low",
+            cause=(
+                f"The actions differ by {sci(diff)}, above the absolute {sci(threshold)} but "
+                f"within {_WITHIN} of the largest difference measured between correct compiled "
+                f"and eager ACT ({sci(band)}): rounding, most likely, not a miscompile."
+            ),
+            evidence={
+                "max_action_diff_abs": diff,
+                "threshold_abs": threshold,
+                "rounding_measured_abs": band,
+            },
+            next_steps=["# eager and compiled against fp64\n" + reading.command()],
+            impact_error=diff,
+        )
+    ]
+    if reading.device_kind == "cuda":
+        findings.append(
+            make_finding(
+                PRECISION_SETTING_MISMATCH,
+                confidence="low",
+                cause=(
+                    f"On CUDA, TF32 matmuls and convolutions alone move outputs by about 1e-3 "
+                    f"relative; a difference of {sci(diff)} fits a TF32 setting that differs "
+                    "between the eager and the compiled run."
+                ),
+                evidence={"max_action_diff_abs": diff, "device": reading.report.device},
+                next_steps=['torch.set_float32_matmul_precision("highest")  # both sides'],
+            )
+        )
+    return findings
+
+
+# --- the training-loss difference ------------------------------------------------------------
+
+# Which of random numbers and the tolerance explains a loss difference only the divergence
+# probe can tell; both findings say so and name it.
+_WHICH = (
+    "Which of rng-divergence and tolerance-too-strict it is needs the divergence probe, "
+    "which compares the loss as is, with fallback_random and with dropout off, each "
+    "against fp64."
+)
+
+
+def _loss_difference(reading: Reading) -> list[Finding]:
+    diff = reading.report.correctness.loss_diff
+    threshold = reading.report.loss_threshold
+    if diff is None or (math.isfinite(diff) and diff < threshold):
+        return []
+    if not math.isfinite(diff):
+        return [_non_finite_output(reading, "training losses", diff)]
+    band = reading.loss_band()
+    probe = "# divergence probe: as is, fallback_random, dropout off, vs fp64\n" + reading.command()
+    evidence: dict[str, object] = {"loss_diff_abs": diff, "threshold_abs": threshold}
+    findings = [_rng(reading, diff, evidence, probe)]
+    if diff <= FAR_BEYOND * band:
+        findings.append(_loss_tolerance(reading, diff, band, evidence, probe))
+    else:
+        findings.append(
+            make_finding(
+                NUMERICAL_DIVERGENCE,
+                confidence="low",
+                cause=(
+                    f"A loss difference of {sci(diff)} is over {_WITHIN} the rounding measured "
+                    f"between correct programs ({sci(band)} on a loss of order 1): if it stays "
+                    "with random numbers taken out, the arithmetic differs."
+                ),
+                evidence={**evidence, "rounding_measured_abs": band},
+                next_steps=[probe, reading.command("--localize") + "  # where, if it stays"],
+                impact_error=diff,
+            )
+        )
+    return findings
+
+
+def _rng(reading: Reading, diff: float, evidence: dict[str, object], probe: str) -> Finding:
+    randomness = reading.facts.training_randomness
+    if randomness:
+        drawn = f"{reading.policy} draws random numbers in its training forward ({randomness})"
+    else:
+        drawn = "a training forward with dropout or sampling draws random numbers"
+    return make_finding(
+        RNG_DIVERGENCE,
+        confidence="medium" if randomness else "low",
+        cause=(
+            f"The training losses differ by {sci(diff)}, yet that is no evidence of a "
+            f"miscompile: {drawn}, and default Inductor generates its own, so the same seed "
+            "gives eager and compiled different masks (ACT's loss differed by 1.75e-3 as is, "
+            f"1.2e-7 with fallback_random). {_WHICH}"
+        ),
+        evidence=evidence,
+        next_steps=[
+            probe,
+            "import torch._inductor.config as inductor_config\n"
+            "inductor_config.fallback_random = True  # before compiling; to compare only",
+        ],
+        impact_error=diff,
+    )
+
+
+def _loss_tolerance(
+    reading: Reading, diff: float, band: float, evidence: dict[str, object], probe: str
+) -> Finding:
+    threshold = reading.report.loss_threshold
+    device = {"cuda": "a GPU", "cpu": "a CPU"}.get(
+        reading.device_kind, "a GPU (the report names no device)"
+    )
+    confidence = "medium" if diff <= band else "low"
+    if reading.device_kind == "unknown":
+        confidence = "low"
+    return make_finding(
+        TOLERANCE_TOO_STRICT,
+        confidence=confidence,
+        cause=(
+            f"An absolute {sci(threshold)} on a training loss of order 1 is about a hundred "
+            f"fp32 units in the last place, below the rounding between two correct programs on "
+            f"{device} (ACT's loss moved by {sci(band)} relative with random numbers taken "
+            f"out); {sci(diff)} is within {_WITHIN} of that. {_WHICH}"
+        ),
+        evidence={**evidence, "rounding_measured_rel": band},
+        next_steps=[
+            probe,
+            "# a criterion with a reason: both sides against an fp64 reference\n"
+            "assert err_compiled <= 3 * err_eager + 1e-7",
+        ],
+        impact_error=diff,
+    )
+
+
+# --- the consistency metrics -----------------------------------------------------------------
+
+
+def _consistency_metrics(reading: Reading) -> list[Finding]:
+    report = reading.report
+    loss, grad = report.loss_consistency, report.grad_norm_consistency
+    if loss is None and grad is None:
+        return []
+    evidence: dict[str, object] = {}
+    if loss is not None:
+        evidence["loss_consistency_abs"] = loss
+    if grad is not None:
+        evidence["grad_norm_consistency_abs"] = grad
+    drift = ""
+    first = report.correctness.loss_diff
+    # A mean difference well above the first step's is two runs drifting apart, step by step.
+    if finite(loss) and finite(first) and first > 0 and loss > 2 * first:
+        evidence["loss_consistency_vs_first_step_x"] = loss / first
+        drift = (
+            f" The mean loss difference, {sci(loss)}, is {times(loss / first, digits=0)} the "
+            f"first step's ({sci(first)}): the two runs drift apart as their states do."
+        )
+    runs = f"{report.training_runs} training steps" if report.training_runs else "training"
+    return [
+        make_finding(
+            BENCHMARK_METHODOLOGY,
+            title="The consistency metrics compare two different training runs",
+            confidence="high",
+            cause=(
+                f"The loss and grad-norm consistency are mean differences between eager's {runs} "
+                "and a compiled run that, sharing the same policy object, went on training the "
+                "weights eager had already trained, with other random numbers: they measure "
+                f"two training states, not compile error.{drift}"
+            ),
+            evidence=evidence,
+            next_steps=[
+                "# step i of eager against step i of compiled, from the same weights\n"
+                + reading.command()
+            ],
+        )
+    ]
