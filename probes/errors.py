@@ -17,6 +17,11 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def error_line(error: BaseException) -> str:
+    """The error's type and the first line of its message: `ValueError: bad shape`."""
+    return f"{type(error).__name__}: {first_line(error)}"
+
+
 def compile_error_line(error: BaseException) -> str:
     """One line for a compiler error, naming the innermost cause.
 
@@ -24,7 +29,7 @@ def compile_error_line(error: BaseException) -> str:
     line says nothing; the cause's first line is what a user can act on.
     """
     inner = getattr(error, "inner_exception", None) or error.__cause__
-    line = f"{type(error).__name__}: {first_line(error)}"
+    line = error_line(error)
     if inner is not None and inner is not error:
-        line += f" {type(inner).__name__}: {first_line(inner)}"
+        line += f" {error_line(inner)}"
     return line

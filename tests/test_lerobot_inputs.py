@@ -26,11 +26,11 @@ from tiny_lerobot import (
 )
 
 from probes.errors import TargetError
-from probes.targets.lerobot.inputs import (
+from probes.targets.lerobot.checkpoint import load_pretrained
+from probes.targets.lerobot.dataset import (
     DatasetInputs,
     apply_dataset_features,
     dataset_batch,
-    load_pretrained,
     read_dataset,
 )
 

@@ -18,7 +18,7 @@ from tiny_policies import assert_benchmarked, quick_diagnosis, tiny
 from analyzer.commands.list_policies import policy_table
 from analyzer.diagnosis import Diagnosis
 from probes.records.names import INFERENCE, TRAINING
-from probes.targets.lerobot.policy import synthetic_batch
+from probes.targets.lerobot.batches import synthetic_batch
 from probes.targets.lerobot.presets import POLICIES
 from probes.targets.target import Target
 

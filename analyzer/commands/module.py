@@ -17,6 +17,7 @@ from typing import Any
 
 from analyzer.commands.common import add_run_options, diagnose_and_show
 from analyzer.errors import UsageError
+from probes.errors import error_line
 
 SPEC_HELP = (
     "FILE.py:FACTORY, where FACTORY() returns (model, inputs) or "
@@ -104,7 +105,7 @@ def call_factory(path: Path, factory_name: str) -> FactoryResult:
     try:
         made = factory()
     except Exception as error:
-        raise UsageError(f"{path}:{factory_name}() raised {_error_line(error)}") from None
+        raise UsageError(f"{path}:{factory_name}() raised {error_line(error)}") from None
     if not isinstance(made, tuple) or len(made) not in (2, 4):
         got = f"a {len(made)}-tuple" if isinstance(made, tuple) else type(made).__name__
         raise UsageError(
@@ -131,11 +132,7 @@ def load_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[name]
-        raise UsageError(f"importing {path} raised {_error_line(error)}") from None
+        raise UsageError(f"importing {path} raised {error_line(error)}") from None
     return module
-
-
-def _error_line(error: BaseException) -> str:
-    from probes.errors import first_line
 
     return f"{type(error).__name__}: {first_line(error)}"

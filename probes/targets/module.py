@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
-from probes.errors import TargetError, first_line
+from probes.errors import TargetError, error_line
 from probes.records.names import INFERENCE, TRAINING
 from probes.targets.target import CompileSettings, Target
 
@@ -255,23 +255,19 @@ def _check_calls(
     except TargetError:
         raise
     except Exception as error:
-        raise TargetError(f"the model fails on its inputs: {_error_line(error)}") from error
+        raise TargetError(f"the model fails on its inputs: {error_line(error)}") from error
     if training is None:
         return
     trial.train()
     try:
         loss = loss_fn(training(trial))
     except Exception as error:
-        raise TargetError(f"the training step fails: {_error_line(error)}") from error
+        raise TargetError(f"the training step fails: {error_line(error)}") from error
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         shape = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise TargetError(f"loss_fn must return a scalar tensor, it returned {shape}")
     if not loss.requires_grad:
         raise TargetError("loss_fn's tensor does not require grad: nothing to train")
-
-
-def _error_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {first_line(error)}"
 
 
 def _description(

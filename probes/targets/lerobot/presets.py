@@ -68,6 +68,11 @@ class PolicySpec:
     def builds_with_random_weights(self) -> bool:
         return self.needs_pretrained is None
 
+    @property
+    def install_extra(self) -> str:
+        """lerobot's extra that installs `packages`, as pip takes it: `lerobot[diffusion]`."""
+        return f"lerobot[{self.extra or self.name}]"
+
     def missing_packages(self) -> list[str]:
         return [name for name in self.packages if importlib.util.find_spec(name) is None]
 
@@ -76,7 +81,7 @@ class PolicySpec:
         missing = self.missing_packages()
         needs = []
         if missing:
-            needs.append(f"{', '.join(missing)} (pip install 'lerobot[{self.extra or self.name}]')")
+            needs.append(f"{', '.join(missing)} (pip install '{self.install_extra}')")
         if self.needs_pretrained:
             needs.append(f"--pretrained PATH: {self.needs_pretrained}")
         return "; ".join(needs) or "nothing: random weights, synthetic batches"
