@@ -134,5 +134,3 @@ def load_file(path: Path) -> ModuleType:
         del sys.modules[name]
         raise UsageError(f"importing {path} raised {error_line(error)}") from None
     return module
-
-    return f"{type(error).__name__}: {first_line(error)}"
