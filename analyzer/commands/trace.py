@@ -15,7 +15,6 @@ from rich.console import Console, Group
 
 from analyzer.commands.common import add_json_option, positive_int, write_json_output
 from analyzer.errors import InputFileError
-from analyzer.findings import rank
 from analyzer.render.findings import render_findings
 from analyzer.render.kernels import trace_summary_view
 from analyzer.rules.kernels import check_trace
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except TraceFormatError as error:
         raise InputFileError(str(error)) from error
     record = to_jsonable(summary)  # the rules read the recorded form, as from a file
-    findings = rank(check_trace(record))
+    findings = check_trace(record)
     if args.json is not None:
         # The summary's keys, then the findings under a key of their own.
         write_json_output(args.json, dumps(record | {"findings": findings}))

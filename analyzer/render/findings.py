@@ -18,7 +18,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.findings import Finding, Severity, SourceLocation, rank
+from analyzer.findings import Finding, Severity, SourceLocation
 from analyzer.format import format_number
 
 WIDE_AT = 150  # columns from which evidence is laid out beside the text
@@ -187,10 +187,10 @@ class FindingView:
 
 
 class FindingsView:
-    """A list of findings, most important first (`analyzer.findings.rank`), with a count line."""
+    """A list of findings in the order given (the rules rank them), with a count line."""
 
     def __init__(self, findings: Sequence[Finding]) -> None:
-        self.findings = rank(list(findings))
+        self.findings = list(findings)  # ranked by the rules that found them
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield summary_line(self.findings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from analyzer.findings import Finding, rank
+from analyzer.findings import Finding
 from analyzer.format import snippet_language
 from analyzer.render.findings import evidence_rows, impact_rows
 
@@ -50,7 +50,7 @@ def finding_markdown(finding: Finding, index: int = 1, heading_level: int = 3) -
 
 def findings_markdown(findings: Sequence[Finding], heading_level: int = 3) -> str:
     """Every finding, most important first, as Markdown sections (ends with a newline)."""
-    ranked = rank(list(findings))
+    ranked = list(findings)  # in the order the rules ranked them
     if not ranked:
         return "No findings.\n"
     sections = [

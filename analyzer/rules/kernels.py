@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
+from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose, rank
 from analyzer.format import count, ms, percent, plural, times
 from probes.records.kernels import (
     COMPILED,
@@ -133,9 +133,9 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
 
 
 def check_trace(summary: Mapping[str, Any]) -> list[Finding]:
-    """The same rules over one trace's totals (`TraceSummary` as JSON)."""
+    """The same rules over one trace's totals (`TraceSummary` as JSON), most important first."""
     findings = [launch_bound_trace(summary), outside_compiled_trace(summary)]
-    return [f for f in findings if f is not None]
+    return rank([f for f in findings if f is not None])
 
 
 def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Finding | None:
