@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from analyzer.findings import SourceLocation, make_finding
+from analyzer.findings import SourceLocation, make_finding, rank
 from analyzer.render.findings import WIDE_AT, format_quantity, render_findings
 from analyzer.render.findings_markdown import findings_markdown
 from analyzer.rules.compile import COMPILED_PATH_NOT_EXERCISED, GRAPH_BREAK
@@ -69,9 +69,15 @@ def test_each_finding_shows_code_name_severity_confidence_and_title(width):
 
 @pytest.mark.parametrize("width", [80, 200])
 def test_most_important_finding_comes_first(width):
-    text = rendered([launch_bound(), graph_break(), not_exercised()], width)
+    # the rules rank (`rank`, as run_rules does); the renderer keeps that order
+    text = rendered(rank([launch_bound(), graph_break(), not_exercised()]), width)
     # the error, then the warning that explains more milliseconds, then the other warning
     assert text.index("CD101") < text.index("CD102") < text.index("CD201")
+
+
+def test_findings_are_shown_in_the_order_given():
+    text = rendered([launch_bound(), not_exercised()], 80)
+    assert text.index("CD201") < text.index("CD101")
 
 
 @pytest.mark.parametrize("width", [80, 200])
@@ -145,7 +151,7 @@ def test_quantities_are_labelled_by_their_unit_suffix(key, value, label, text):
 
 
 def test_markdown_has_a_section_per_finding_most_important_first():
-    markdown = findings_markdown([launch_bound(), not_exercised()])
+    markdown = findings_markdown(rank([launch_bound(), not_exercised()]))
     first = markdown.index("CD101 `compiled-path-not-exercised`")
     assert first < markdown.index("CD201 `launch-bound`")
     assert markdown.startswith("### 1. CD101")
