@@ -16,6 +16,7 @@ from analyzer.render.divergence import divergence_view
 from analyzer.render.findings import render_findings
 from analyzer.render.graph_breaks import graph_breaks_view
 from analyzer.render.kernels import kernel_report_view
+from probes.records import target as keys
 from probes.records.names import COMPILE_TRACE, DIVERGENCE, GRAPH_BREAKS, KERNELS
 
 
@@ -30,12 +31,12 @@ def setting_table(diagnosis: Mapping[str, Any]) -> Table:
     rows = [
         (
             "target",
-            f"{target.get('policy', diagnosis.get('command'))} "
-            f"(preset {target.get('preset', '–')}, batch {target.get('batch_size', '–')}, "
-            f"{target.get('parameters', 0):,} parameters)",
+            f"{target.get(keys.POLICY, diagnosis.get('command'))} "
+            f"(preset {target.get(keys.PRESET, '–')}, batch {target.get(keys.BATCH_SIZE, '–')}, "
+            f"{target.get(keys.PARAMETERS, 0):,} parameters)",
         ),
-        ("inputs", str(target.get("batch_source", "–"))),
-        ("weights", str(target.get("weights", "–"))),
+        ("inputs", str(target.get(keys.BATCH_SOURCE, "–"))),
+        ("weights", str(target.get(keys.WEIGHTS, "–"))),
         ("device", f"{env.get('device')} — {env.get('device_name')}"),
         (
             "versions",

@@ -16,6 +16,7 @@ from analyzer.findings import Finding
 from analyzer.format import ms, sci, times
 from analyzer.render.benchmark import criteria_by_name, criterion_shortfall
 from analyzer.render.findings_markdown import findings_markdown
+from probes.records import target as keys
 from probes.records.names import BENCHMARK, ENTRY_POINTS
 from probes.records.reference import SPEEDUP_KEY, TIME_COMPILED_KEY, TIME_ORIGINAL_KEY
 
@@ -57,18 +58,18 @@ def report_markdown(diagnosis: Mapping[str, Any]) -> str:
     env = diagnosis.get("environment") or {}
     settings = benchmark.get("settings") or {}
     correctness = metrics.get("correctness") or {}
-    policy = str(target.get("policy", diagnosis.get("command", "model")))
+    policy = str(target.get(keys.POLICY, diagnosis.get("command", "model")))
     compiled_with = ", ".join(f"{k}={v}" for k, v in diagnosis.get("compile_settings", {}).items())
     lines = [
         f"# compile-diagnose report: {policy.upper()}",
         "",
         "## Environment",
         "",
-        f"- **Policy**: {policy} (preset {target.get('preset', '–')})",
+        f"- **Policy**: {policy} (preset {target.get(keys.PRESET, '–')})",
         f"- **Device**: {env.get('device')} ({env.get('device_name')})",
         f"- **PyTorch**: {env.get('torch')}; lerobot {env.get('lerobot')}",
-        f"- **Inputs**: {target.get('batch_source', '–')}",
-        f"- **Batch Size**: {target.get('batch_size', '–')}",
+        f"- **Inputs**: {target.get(keys.BATCH_SOURCE, '–')}",
+        f"- **Batch Size**: {target.get(keys.BATCH_SIZE, '–')}",
         f"- **Benchmark Parameters**: {settings.get('iters_inference')} inference runs, "
         f"{settings.get('iters_training')} training runs, {settings.get('warmup')} warm-up, "
         "interleaved",

@@ -55,6 +55,7 @@ from probes.records.names import (
     TRAINING,
 )
 from probes.records.serialize import to_jsonable
+from probes.records.target import BATCH_SIZE
 from probes.targets.target import CompileSettings, Target
 
 Progress = Callable[[str], None]
@@ -123,7 +124,7 @@ class DiagnosisRun:
         """Findings from whatever was measured; then the final write."""
         diagnosis = self.diagnosis
         diagnosis.findings = run_rules(
-            diagnosis.probes, diagnosis.probe_errors, self.target.description.get("batch_size")
+            diagnosis.probes, diagnosis.probe_errors, self.target.description.get(BATCH_SIZE)
         )
         diagnosis.verdict = verdict_record(
             diagnosis.reference_metrics, diagnosis.probes.get(BENCHMARK), diagnosis.findings

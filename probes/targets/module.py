@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from probes.errors import TargetError, error_line
+from probes.records import target as description_keys
 from probes.records.names import INFERENCE, TRAINING
 from probes.targets.target import CompileSettings, Target
 
@@ -281,14 +282,14 @@ def _description(
     return {
         "module": f"{cls.__module__}.{cls.__qualname__}",
         "defined_in": _source_file(cls),
-        "parameters": sum(p.numel() for p in module.parameters()),
+        description_keys.PARAMETERS: sum(p.numel() for p in module.parameters()),
         "device": str(device),
         "inputs": inference.describe(),
         "train_inputs": training.describe() if training is not None else None,
         "loss_fn": getattr(loss_fn, "__qualname__", repr(loss_fn)) if loss_fn else None,
-        "batch_size": inference.leading_size(),
-        "batch_source": f"the caller's example inputs {inference.describe()}",
-        "weights": f"the caller's {cls.__qualname__} (a deep copy)",
+        description_keys.BATCH_SIZE: inference.leading_size(),
+        description_keys.BATCH_SOURCE: f"the caller's example inputs {inference.describe()}",
+        description_keys.WEIGHTS: f"the caller's {cls.__qualname__} (a deep copy)",
     }
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from probes.errors import TargetError
+from probes.records import target as description_keys
 from probes.records.names import INFERENCE, TRAINING
 from probes.targets.lerobot.batches import (
     QUEUE_TRACE_HANGS,
@@ -97,13 +98,13 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
     policy = policy.to(request.device)
     batches = _batches(config, batch_size, request, dataset, preprocessor)
     description = {
-        "policy": spec.name,
-        "preset": preset.name,
+        description_keys.POLICY: spec.name,
+        description_keys.PRESET: preset.name,
         "preset_description": preset.description,
-        "weights": request.pretrained or "random (pretrained_backbone_weights=None)",
-        "batch_size": batch_size,
-        "batch_source": batches.source,
-        "parameters": sum(p.numel() for p in policy.parameters()),
+        description_keys.WEIGHTS: request.pretrained or "random (pretrained_backbone_weights=None)",
+        description_keys.BATCH_SIZE: batch_size,
+        description_keys.BATCH_SOURCE: batches.source,
+        description_keys.PARAMETERS: sum(p.numel() for p in policy.parameters()),
         "input_features": {k: list(v.shape) for k, v in config.input_features.items()},
         "output_features": {k: list(v.shape) for k, v in config.output_features.items()},
         "config": config_summary(config),
