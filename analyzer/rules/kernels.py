@@ -24,6 +24,7 @@ from probes.records.kernels import (
     MEMSET,
 )
 from probes.records.names import KERNELS
+from probes.records.reference import REFERENCE_SPEEDUP
 from probes.records.serialize import as_number
 
 # --- the rules of this family, documented beside their checks --------------------
@@ -115,7 +116,7 @@ RULES: tuple[Rule, ...] = (
 OUTSIDE_SHARE = 0.3
 OUTSIDE_MIN_MS = 0.5
 # A measured speedup counts as a fix when even its pessimistic end clears this.
-USEFUL_SPEEDUP = 1.1
+USEFUL_SPEEDUP = REFERENCE_SPEEDUP
 
 
 def check(probes: Mapping[str, Any]) -> list[Finding]:
