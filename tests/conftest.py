@@ -22,6 +22,16 @@ from analyzer.cli import main as cli_main
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_dynamo_per_module() -> None:
+    """Each test module starts as a fresh process would, with nothing another module compiled.
+
+    pytest-randomly runs the modules in a new order every time: compiled code, cache entries
+    and guard failures left by one module must not change what the next one counts.
+    """
+    torch._dynamo.reset()
+
+
 @pytest.fixture(scope="session")
 def inductor_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One Inductor cache for the session, so compiled kernels are reused across tests."""
