@@ -23,7 +23,7 @@ from planted_divergence import (
 from torch import nn
 from torch._dynamo.utils import same
 
-from analyzer.rules.divergence import DivergenceReading, read_divergence
+from analyzer.rules.divergence_reading import DivergenceReading, read_divergence
 from probes.divergence.dropout import dropout_disabled, dropout_sites
 from probes.divergence.fp64_criterion import compare
 from probes.divergence.fp64_reference import float64_copy, run_float64

@@ -14,7 +14,8 @@ from conftest import tiny_act
 from rich.console import Console
 
 from analyzer.render.divergence import divergence_view
-from analyzer.rules.divergence import check, complete_divergence_record, read_divergence
+from analyzer.rules.divergence import check
+from analyzer.rules.divergence_reading import complete_divergence_record, read_divergence
 from probes.divergence.probe import probe_divergence
 from probes.records.divergence import (
     AS_IS,

@@ -1,6 +1,6 @@
 """The attribution's verdict from the scenarios that ran (no torch compile: results as recorded).
 
-The probe records each scenario's figures; `analyzer.rules.divergence` reads the verdicts from
+The probe records each scenario's figures; `analyzer.rules.divergence_reading` reads the verdicts from
 them, as it does from a `diagnosis.json`.
 """
 
@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from analyzer.format import sci
-from analyzer.rules.divergence import attribute, complete_divergence_record, read_divergence
+from analyzer.rules.divergence_reading import (
+    attribute,
+    complete_divergence_record,
+    read_divergence,
+)
 from probes.records.divergence import (
     ARITHMETIC,
     AS_IS,

@@ -31,8 +31,8 @@ from analyzer.render.divergence import (
     divergence_view,
 )
 from analyzer.rules import RULE_MODULES, run_rules
-from analyzer.rules.divergence import (
-    check,
+from analyzer.rules.divergence import check
+from analyzer.rules.divergence_reading import (
     complete_divergence_record,
     read_divergence,
     scenario,

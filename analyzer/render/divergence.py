@@ -1,7 +1,7 @@
 """Rich renderables for the divergence probe: scenarios, attribution, the per-module walk.
 
 They read the recorded section (`probes["divergence"]`, laid out in `probes.records.divergence`),
-its verdicts included as `analyzer.rules.divergence.complete_divergence_record` writes them in,
+its verdicts included as `analyzer.rules.divergence_reading.complete_divergence_record` writes them in,
 so a live run and a `diagnosis.json` read back render alike. Below `WIDE_AT` columns each table
 folds its numbers into one column so that nothing is cut at 80 columns. Differences are absolute,
 in the unit of the output compared (the loss, an action, a gradient); "rel" is relative to the

@@ -23,7 +23,7 @@ import torch
 
 from analyzer.diagnosis import Diagnosis
 from analyzer.rules import run_rules
-from analyzer.rules.divergence import complete_divergence_record
+from analyzer.rules.divergence_reading import complete_divergence_record
 from analyzer.runner.interrupt import InterruptWatch
 from analyzer.runner.writer import DiagnosisWriter, PhaseClock
 from analyzer.verdict import verdict_record

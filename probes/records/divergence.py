@@ -47,7 +47,7 @@ read it from there. The recorded section::
      "dynamo_resets", "notes", "phase_seconds": {phase: seconds}}
 
 (*) The probe measures and never judges: the keys marked are the analyzer's reading of the
-measurements, written in by `analyzer.rules.divergence.complete_divergence_record` when the
+measurements, written in by `analyzer.rules.divergence_reading.complete_divergence_record` when the
 section is recorded. Differences are absolute, in the unit of the output compared;
 `max_rel_diff` is relative to the output's largest magnitude; `error_ratio` is compiled's RMSE
 against fp64 over eager's.
@@ -208,7 +208,7 @@ class RngAttribution:
     """The training figures random numbers and arithmetic are told apart by, per scenario.
 
     The scenarios are as-is and the what-ifs that ran. The record's `verdict` and `explanation`
-    are the rules' reading of these figures (`analyzer.rules.divergence`).
+    are the rules' reading of these figures (`analyzer.rules.divergence_reading`).
     """
 
     loss_diff: dict[str, float | None]  # scenario -> |compiled - eager| of the loss
