@@ -1,7 +1,7 @@
 """The attribution's verdict from the scenarios that ran (no torch compile: results as recorded).
 
-The probe records each scenario's figures; `analyzer.rules.divergence_reading` reads the verdicts from
-them, as it does from a `diagnosis.json`.
+The probe records each scenario's figures; `analyzer.rules.divergence_reading` reads the
+verdicts from them, as it does from a `diagnosis.json`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Rich renderables for the divergence probe: scenarios, attribution, the per-module walk.
 
 They read the recorded section (`probes["divergence"]`, laid out in `probes.records.divergence`),
-its verdicts included as `analyzer.rules.divergence_reading.complete_divergence_record` writes them in,
-so a live run and a `diagnosis.json` read back render alike. Below `WIDE_AT` columns each table
-folds its numbers into one column so that nothing is cut at 80 columns. Differences are absolute,
-in the unit of the output compared (the loss, an action, a gradient); "rel" is relative to the
-output's largest magnitude; ratios are compiled's error against fp64 over eager's.
+its verdicts included as `analyzer.rules.divergence_reading.complete_divergence_record` writes
+them in, so a live run and a `diagnosis.json` read back render alike. Below `WIDE_AT` columns
+each table folds its numbers into one column so that nothing is cut at 80 columns. Differences
+are absolute, in the unit of the output compared (the loss, an action, a gradient); "rel" is
+relative to the output's largest magnitude; ratios are compiled's error against fp64 over eager's.
 """
 
 from __future__ import annotations

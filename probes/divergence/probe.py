@@ -14,9 +14,10 @@ benchmark harness (`probes.divergence.fp64_criterion`):
   taken out, TF32 off on both sides, then on on both sides.
 
 It records the figures and judges nothing: whether the as-is difference comes from random
-numbers, arithmetic or both is the analyzer's reading of them (`analyzer.rules.divergence_reading`). It
-decides only what else to measure: when an output without random numbers fails the criterion
-(or when asked), it localizes: the first submodule that adds error, confirmed by compiling it
+numbers, arithmetic or both is the analyzer's reading of them
+(`analyzer.rules.divergence_reading`). It decides only what else to measure: when an output
+without random numbers fails the criterion (or when asked), it localizes: the first submodule
+that adds error, confirmed by compiling it
 alone (`probes.divergence.localize`).
 
 Cost and side effects: every what-if scenario, the localization and the confirmation compile a

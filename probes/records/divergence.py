@@ -47,8 +47,8 @@ read it from there. The recorded section::
      "dynamo_resets", "notes", "phase_seconds": {phase: seconds}}
 
 (*) The probe measures and never judges: the keys marked are the analyzer's reading of the
-measurements, written in by `analyzer.rules.divergence_reading.complete_divergence_record` when the
-section is recorded. Differences are absolute, in the unit of the output compared;
+measurements, written in by `analyzer.rules.divergence_reading.complete_divergence_record`
+when the section is recorded. Differences are absolute, in the unit of the output compared;
 `max_rel_diff` is relative to the output's largest magnitude; `error_ratio` is compiled's RMSE
 against fp64 over eager's.
 """
