@@ -17,8 +17,7 @@ It records the figures and judges nothing: whether the as-is difference comes fr
 numbers, arithmetic or both is the analyzer's reading of them
 (`analyzer.rules.divergence_reading`). It decides only what else to measure: when an output
 without random numbers fails the criterion (or when asked), it localizes: the first submodule
-that adds error, confirmed by compiling it
-alone (`probes.divergence.localize`).
+that adds error, confirmed by compiling it alone (`probes.divergence.localize`).
 
 Cost and side effects: every what-if scenario, the localization and the confirmation compile a
 fresh copy after `torch._dynamo.reset()`, because dynamo would otherwise reuse code compiled
