@@ -35,7 +35,7 @@ from probes.records.reference import (
     REFERENCE_SPEEDUP,
     REFERENCE_TOLERANCE,
     TRAINING_SPEEDUP,
-    Criterion,
+    ReferenceCriterion,
     reference_criteria,
     verdict_label,
     verdict_of,
@@ -185,7 +185,7 @@ def verdict_record(
     return to_jsonable(read_verdict(metrics, benchmark, findings).to_record())
 
 
-def _reading(criterion: Criterion, findings: Sequence[Finding]) -> CriterionReading:
+def _reading(criterion: ReferenceCriterion, findings: Sequence[Finding]) -> CriterionReading:
     reading = CriterionReading(
         criterion.name, criterion.measured, criterion.requirement, criterion.passed
     )

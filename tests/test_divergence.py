@@ -37,8 +37,8 @@ from probes.records.divergence import (
     FALLBACK_RANDOM,
     NONE,
     RNG,
-    Criterion,
     DivergenceReport,
+    Fp64Criterion,
 )
 from probes.records.serialize import dumps, to_jsonable
 from probes.targets.target import CompileSettings
@@ -86,7 +86,7 @@ def test_criterion_decides_as_torch_dynamo_same(numel, eager_noise, compiled_noi
     fp64 = torch.randn(numel, generator=generator, dtype=torch.float64)
     eager = (fp64 + eager_noise * torch.randn(numel, generator=generator).double()).float()
     compiled = (fp64 + compiled_noise * torch.randn(numel, generator=generator).double()).float()
-    ours = compare("x", eager, compiled, fp64, Criterion()).passes
+    ours = compare("x", eager, compiled, fp64, Fp64Criterion()).passes
     theirs = same(eager, compiled, fp64_ref=fp64, tol=1e-4, log_error=lambda *args: None)
     assert ours == theirs
 

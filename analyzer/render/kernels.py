@@ -18,11 +18,9 @@ from rich.text import Text
 
 from analyzer.format import MISSING, count, ms, percent, speedup_range
 from probes.records.kernels import (
-    COMPILED,
     COMPILED_REGION_PREFIX,
     CUBLAS,
     CUDNN,
-    EAGER,
     FAILED,
     KERNEL,
     MEASURED,
@@ -32,6 +30,7 @@ from probes.records.kernels import (
     TRITON,
     WINDOW_FROM_STEPS,
 )
+from probes.records.names import COMPILED, EAGER
 from probes.records.serialize import to_jsonable
 
 FAMILY_LABELS = {TRITON: "Triton", CUBLAS: "cuBLAS", CUDNN: "cuDNN", OTHER: "other"}

@@ -14,16 +14,14 @@ from typing import Any
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose, rank
 from analyzer.format import count, ms, percent, plural, times
 from probes.records.kernels import (
-    COMPILED,
     COMPILED_REGION_PREFIX,
-    EAGER,
     KERNEL,
     LAUNCH_BOUND_BUSY,
     MEASURED,
     MEMCPY,
     MEMSET,
 )
-from probes.records.names import KERNELS
+from probes.records.names import COMPILED, EAGER, KERNELS
 from probes.records.reference import REFERENCE_SPEEDUP
 from probes.records.serialize import as_number
 

@@ -16,7 +16,7 @@ The harness uses tol = 1e-4 for fp32 (torchbench inference; training on CUDA 1e-
 training 1e-2) and runs its accuracy checks with `fallback_random = True` and TF32 off. A pass
 means: compiled is about as close to the exact result as eager fp32 is.
 
-The criterion and each comparison are recorded as `probes.records.divergence.Criterion` and
+The criterion and each comparison are recorded as `probes.records.divergence.Fp64Criterion` and
 `OutputComparison`; this module measures them on tensors.
 """
 
@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from probes.records.divergence import Criterion, OutputComparison
+from probes.records.divergence import Fp64Criterion, OutputComparison
 
 # Dtypes whose rounding noise dominates RMSE: the criterion allows them its larger multiplier.
 REDUCED_PRECISION = (torch.float16, torch.bfloat16)
@@ -64,7 +64,7 @@ def compare(
     eager: torch.Tensor,
     compiled: torch.Tensor,
     fp64: torch.Tensor | None,
-    criterion: Criterion,
+    criterion: Fp64Criterion,
     eager_rerun: torch.Tensor | None = None,
 ) -> OutputComparison:
     """Apply the criterion to one output; without an fp64 reference only allclose can pass."""
@@ -107,7 +107,7 @@ def compare_outputs(
     eager: dict[str, torch.Tensor],
     compiled: dict[str, torch.Tensor],
     fp64: dict[str, torch.Tensor] | None,
-    criterion: Criterion,
+    criterion: Fp64Criterion,
     eager_rerun: dict[str, torch.Tensor] | None = None,
 ) -> list[OutputComparison]:
     """Every named output both sides produced with the same shape, in eager's order."""

@@ -26,7 +26,7 @@ from probes.divergence.fp64_criterion import compare
 from probes.divergence.runs import parameter_name
 from probes.records.divergence import (
     GROWTH_ADDS_ERROR,
-    Criterion,
+    Fp64Criterion,
     ModuleDivergence,
     OutputComparison,
 )
@@ -128,7 +128,7 @@ def _compare_leaves(
     eager: list[torch.Tensor],
     compiled: list[torch.Tensor],
     fp64: list[torch.Tensor] | None,
-    criterion: Criterion,
+    criterion: Fp64Criterion,
 ) -> list[OutputComparison]:
     references = fp64 if fp64 is not None and _leaves_match(eager, fp64) else [None] * len(eager)
     return [
@@ -142,7 +142,7 @@ def compare_call(
     eager: LayerCall,
     compiled: LayerCall,
     fp64: LayerCall | None,
-    criterion: Criterion,
+    criterion: Fp64Criterion,
 ) -> ModuleDivergence | None:
     """None when the call has no floating-point output, or the runs disagree on its shapes."""
     if not eager.outputs or not _leaves_match(eager.outputs, compiled.outputs):
@@ -185,7 +185,7 @@ def walk_modules(
     eager: list[LayerCall],
     compiled: list[LayerCall],
     fp64: list[LayerCall] | None,
-    criterion: Criterion,
+    criterion: Fp64Criterion,
 ) -> list[ModuleDivergence]:
     """Every call recorded on both sides, in eager's finishing order."""
     compiled_by_key = {call.key: call for call in compiled}

@@ -37,7 +37,7 @@ from probes.divergence.runs import (
 from probes.errors import compile_error_line
 from probes.records.divergence import (
     GRAD_PREFIX,
-    Criterion,
+    Fp64Criterion,
     GradientDivergence,
     IsolatedCompile,
     Localization,
@@ -65,7 +65,7 @@ def walk_gradients(
     compiled: Outputs,
     fp64: Outputs | None,
     modules: list[ModuleDivergence],
-    criterion: Criterion,
+    criterion: Fp64Criterion,
 ) -> list[GradientDivergence]:
     """Every parameter's gradient, in the order backward computes them."""
     finished_at: dict[str, int] = {}
@@ -127,7 +127,7 @@ def confirm_isolated(
     entry_point: str,
     module_path: str,
     reference: dict[str, Outputs],
-    criterion: Criterion,
+    criterion: Fp64Criterion,
     seed: int,
 ) -> IsolatedCompile:
     """Compile `module_path` alone (the rest eager, no hooks) and compare the final outputs."""
@@ -162,7 +162,7 @@ def localize(
     target: Target,
     settings: CompileSettings,
     entry_point: str,
-    criterion: Criterion,
+    criterion: Fp64Criterion,
     seed: int,
     reason: str,
 ) -> Localization:

@@ -51,9 +51,9 @@ from probes.records.divergence import (
     RNG_FREE,
     TF32_OFF,
     TF32_ON,
-    Criterion,
     DivergenceReport,
     DivergenceScenario,
+    Fp64Criterion,
     Localization,
     PrecisionCheck,
     RngAttribution,
@@ -128,7 +128,7 @@ def probe_divergence(
     (each is a full compile of the training step: on a CPU one may be all a budget allows).
     Resets dynamo: see the module docstring.
     """
-    criterion = Criterion() if tolerance is None else Criterion(tolerance=tolerance)
+    criterion = Fp64Criterion() if tolerance is None else Fp64Criterion(tolerance=tolerance)
     criterion = with_multiplier(criterion, rmse_multiplier)
     report = DivergenceReport(
         target=target.name,
@@ -219,7 +219,7 @@ def _run_localization(
     report: DivergenceReport,
     target: Target,
     settings: CompileSettings,
-    criterion: Criterion,
+    criterion: Fp64Criterion,
     seed: int,
     requested: bool | None,
     on_phase: Callable[[str], None],

@@ -24,8 +24,8 @@ from probes.records.divergence import (
     GRAD_PREFIX,
     PRIMARY_OUTPUT,
     SCENARIO_DESCRIPTIONS,
-    Criterion,
     DivergenceScenario,
+    Fp64Criterion,
 )
 from probes.records.environment import NumericSettings
 from probes.targets.target import CompileSettings, Target
@@ -38,7 +38,7 @@ class ScenarioRunner:
         self,
         target: Target,
         settings: CompileSettings,
-        criterion: Criterion,
+        criterion: Fp64Criterion,
         seed: int,
         compiled: nn.Module | None,
     ) -> None:

@@ -39,13 +39,10 @@ from torch.profiler import (
 from probes.kernels.kineto import load_trace
 from probes.kernels.trace_summary import summarize
 from probes.records.kernels import (
-    COMPILED,
-    EAGER,
     FAILED,
     LAUNCH_BOUND_BUSY,
     MEASURED,
     NOT_RUN,
-    SIDES,
     CallProfile,
     EntryPointKernels,
     KernelFamilyPerCall,
@@ -55,6 +52,7 @@ from probes.records.kernels import (
     ReduceOverheadWhatIf,
     TraceSummary,
 )
+from probes.records.names import COMPILED, EAGER, SIDES
 from probes.records.timing import Speedup
 from probes.timing import measure_interleaved, synchronize, time_first_call
 

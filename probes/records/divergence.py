@@ -113,7 +113,7 @@ GROWTH_ADDS_ERROR = 10.0
 
 
 @dataclass(frozen=True)
-class Criterion:
+class Fp64Criterion:
     """The pass rule for one compiled output; recorded with every report that used it."""
 
     tolerance: float = HARNESS_TOLERANCE
@@ -141,7 +141,7 @@ class Criterion:
         )
 
 
-def with_multiplier(criterion: Criterion, multiplier: float | None) -> Criterion:
+def with_multiplier(criterion: Fp64Criterion, multiplier: float | None) -> Fp64Criterion:
     """The criterion with one multiplier for every tensor (None keeps same()'s rule by size)."""
     if multiplier is None:
         return criterion
@@ -317,7 +317,7 @@ class DivergenceReport:
     device: str
     torch_version: str
     compile: dict[str, Any]
-    criterion: Criterion
+    criterion: Fp64Criterion
     criterion_rule: str
     seed: int
     numerics: NumericSettings | None

@@ -47,10 +47,6 @@ CUDNN = "cudnn"
 OTHER = "other"
 KERNEL_FAMILIES = (TRITON, CUBLAS, CUDNN, OTHER)
 
-# The two sides of an entry point, as `EntryPointKernels` names them.
-EAGER = "eager"
-COMPILED = "compiled"
-SIDES = (EAGER, COMPILED)
 
 # `ReduceOverheadWhatIf.status`.
 MEASURED = "measured"

@@ -8,6 +8,14 @@ INFERENCE = "inference"
 TRAINING = "training"
 ENTRY_POINTS = (INFERENCE, TRAINING)
 
+# The two sides every figure compares: the eager module and its compiled twin.
+EAGER = "eager"
+COMPILED = "compiled"
+SIDES = (EAGER, COMPILED)
+
+# The seed of weights, batches and per-step draws, as the reference script's.
+DEFAULT_SEED = 42
+
 # Probe names as `diagnosis.json` records them under "probes", in the order a run takes them.
 GRAPH_BREAKS = "graph_breaks"
 BENCHMARK = "benchmark"

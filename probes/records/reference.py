@@ -66,7 +66,7 @@ UNDECIDED = "UNDECIDED"
 
 
 @dataclass(frozen=True)
-class Criterion:
+class ReferenceCriterion:
     """One reference criterion as the reference script decides it, from the Raw Data figures."""
 
     name: str  # one of CRITERIA
@@ -81,7 +81,7 @@ def reference_criteria(
     action_tolerance: float = REFERENCE_TOLERANCE,
     loss_tolerance: float = REFERENCE_TOLERANCE,
     speedup_threshold: float = REFERENCE_SPEEDUP,
-) -> list[Criterion]:
+) -> list[ReferenceCriterion]:
     """The reference criteria, in the order of CRITERIA, from a Raw Data mapping.
 
     `metrics` holds the Raw Data keys, live or as recorded (a non-finite figure may be the marker
@@ -94,7 +94,7 @@ def reference_criteria(
     compiled = metrics.get("compilation_successful")
     compiled = compiled if isinstance(compiled, bool) else None
     return [
-        Criterion(COMPILATION, compiled, "succeeds", compiled),
+        ReferenceCriterion(COMPILATION, compiled, "succeeds", compiled),
         _below(ACTION_DIFF, correctness.get("action_diff"), action_tolerance),
         _below(LOSS_DIFF, correctness.get("loss_diff"), loss_tolerance),
         *(
@@ -104,19 +104,19 @@ def reference_criteria(
     ]
 
 
-def _below(name: str, value: Any, tolerance: float) -> Criterion:
+def _below(name: str, value: Any, tolerance: float) -> ReferenceCriterion:
     figure = as_number(value)
     passed = None if figure is None else figure < tolerance  # NaN < x is False: NaN fails
-    return Criterion(name, figure, f"< {tolerance:.0e}", passed)
+    return ReferenceCriterion(name, figure, f"< {tolerance:.0e}", passed)
 
 
-def _above(name: str, value: Any, threshold: float) -> Criterion:
+def _above(name: str, value: Any, threshold: float) -> ReferenceCriterion:
     figure = as_number(value)
     passed = None if figure is None else figure > threshold
-    return Criterion(name, figure, f"> {threshold}x", passed)
+    return ReferenceCriterion(name, figure, f"> {threshold}x", passed)
 
 
-def verdict_of(criteria: Sequence[Criterion]) -> bool | None:
+def verdict_of(criteria: Sequence[ReferenceCriterion]) -> bool | None:
     """SUCCESS (True) when every criterion passed, NEEDS WORK (False) when one failed, else None."""
     if any(criterion.passed is False for criterion in criteria):
         return False

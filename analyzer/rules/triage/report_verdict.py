@@ -21,7 +21,7 @@ from probes.records.reference import (
     INFERENCE_SPEEDUP,
     LOSS_DIFF,
     TRAINING_SPEEDUP,
-    Criterion,
+    ReferenceCriterion,
     reference_criteria,
     verdict_label,
     verdict_of,
@@ -118,7 +118,7 @@ def _figures(reading: Reading) -> dict[str, Any]:
 
 
 def _beside_report(
-    criterion: Criterion, reported: bool | None, findings: Sequence[Finding]
+    criterion: ReferenceCriterion, reported: bool | None, findings: Sequence[Finding]
 ) -> ReportedCriterion:
     codes = [
         finding.code
