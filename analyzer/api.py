@@ -23,10 +23,10 @@ from torch import nn
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
 from analyzer.runner.diagnose import diagnose
-from analyzer.runner.settings import compile_settings, selected_probes
+from analyzer.runner.settings import benchmark_settings, compile_settings, selected_probes
 from analyzer.runner.settings import out_dir as resolve_out_dir
-from probes.benchmark import BenchmarkSettings
 from probes.errors import TargetError
+from probes.records.benchmark import BenchmarkSettings
 from probes.targets.module import DEFAULT_COMPILE_HOW, ModuleRunDefaults, module_target
 
 
@@ -59,9 +59,10 @@ def diagnose_module(
             point: the training probes are skipped and `diagnosis.notes` says so.
         device: where the copies run ("cpu", "cuda", "cuda:1").
         mode, backend: the `torch.compile` arguments of the compiled copy.
-        probes: which probes run, by their names in `diagnosis.json` (`PROBES`); None runs them
-            all. "kernels" and "recompiles" reuse the benchmark's compiled copies and bring
-            "benchmark" with them (a note says so).
+        probes: which probes run, by their names in `diagnosis.json`
+            (`probes.records.names.PROBES`); None runs them all. "kernels", "divergence" and
+            "recompiles" reuse the benchmark's compiled copies and bring "benchmark" with them
+            (a note says so).
         out_dir: where `diagnosis.json`, the profiler traces and the compile traces go. None
             writes no diagnosis.json, compile trace or tlparse report; the kernels probe still
             writes its profiler traces, under ./compile-diagnose-out/tensorboard/.
@@ -80,7 +81,7 @@ def diagnose_module(
     """
     selected, notes = selected_probes(probes)
     settings = compile_settings(mode, backend, compile_how)
-    benchmark = benchmark or _default_benchmark()
+    benchmark = benchmark or benchmark_settings(ModuleRunDefaults())
     try:
         target = module_target(
             model,
@@ -101,13 +102,4 @@ def diagnose_module(
         probes=selected,
         notes=notes,
         rng_what_if=rng_what_if,
-    )
-
-
-def _default_benchmark() -> BenchmarkSettings:
-    defaults = ModuleRunDefaults()
-    return BenchmarkSettings(
-        iters_inference=defaults.iters_inference,
-        iters_training=defaults.iters_training,
-        warmup=defaults.warmup,
     )

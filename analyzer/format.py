@@ -1,9 +1,11 @@
-"""How a number reads, wherever the analyzer shows one: one formatter for rules and renderers.
+"""How a figure or a source path reads, wherever the analyzer shows one: one formatter for rules
+and renderers.
 
 Rules write figures into their cause sentences and renderers into tables; both take them from
-here so that a loss difference reads the same in a finding, a table and the Markdown report.
-Every function takes the recorded form too: None (not measured) and the markers "NaN",
-"Infinity" and "-Infinity" that `probes.records.serialize` writes for non-finite floats.
+here so that a loss difference reads the same in a finding, a table and the Markdown report, and
+a source file reads the same in a finding and a graph-break table (`short_path`). Every number
+function takes the recorded form too: None (not measured) and the markers "NaN", "Infinity" and
+"-Infinity" that `probes.records.serialize` writes for non-finite floats.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from probes.records.serialize import as_number
 
 MISSING = "—"  # a figure that was not measured, in a table cell
+NOT_MEASURED = "not measured"  # the same in a sentence or a labelled line
 
 
 def sci(value: Any, missing: str = MISSING) -> str:
@@ -39,6 +42,26 @@ def ms(value: Any, missing: str = MISSING) -> str:
     if abs(number) >= 100:
         return f"{number:,.0f} ms"
     return f"{number:.2f} ms"
+
+
+def seconds(value: Any, missing: str = MISSING, digits: int = 1) -> str:
+    """A duration recorded in seconds (a compile, a probe's phase): 12.3 s."""
+    number = as_number(value)
+    if number is None:
+        return missing
+    if not math.isfinite(number):
+        return sci(number)
+    return f"{number:.{digits}f} s"
+
+
+def mebibytes(value: Any, missing: str = MISSING) -> str:
+    """A memory figure recorded in MiB: 1234 MiB."""
+    number = as_number(value)
+    if number is None:
+        return missing
+    if not math.isfinite(number):
+        return sci(number)
+    return f"{number:.0f} MiB"
 
 
 def times(value: Any, missing: str = MISSING, digits: int = 2) -> str:
@@ -107,14 +130,3 @@ def short_path(filename: str) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return filename
-
-
-# Snippets that are shell commands rather than Python, for syntax highlighting.
-_SHELL_PREFIXES = ("compile-diagnose ", "export ", "$ ")
-
-
-def snippet_language(snippet: str) -> str:
-    """ "shell" for a command line, "python" for anything else: how to highlight an example."""
-    lines = [line for line in snippet.splitlines() if line.strip()]
-    first = next((line for line in lines if not line.startswith("#")), "")
-    return "shell" if first.startswith(_SHELL_PREFIXES) else "python"

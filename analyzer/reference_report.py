@@ -19,7 +19,7 @@ from typing import Any
 
 from analyzer.errors import InputFileError
 from probes.records.reference import REFERENCE_TOLERANCE, REPORT_KEYS
-from probes.records.serialize import finite_or_marker
+from probes.records.serialize import finite_or_marker, non_finite_constant
 
 # A JSON object with none of these is not a benchmark report (policy/device alone say nothing).
 _FIGURE_KEYS = frozenset(REPORT_KEYS) - {"policy", "device", "pytorch_version"}
@@ -215,14 +215,9 @@ class _FieldReader:
         return json.dumps(value) if isinstance(value, Mapping | list) else str(value)
 
 
-def _json_constant(name: str) -> float:
-    # NaN, Infinity and -Infinity, as Python's json writes them.
-    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[name]
-
-
 def _load_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_json_constant)
+        return json.loads(text, parse_constant=non_finite_constant)
     except json.JSONDecodeError as error:
         raise InputFileError(
             f"{source}: the report's JSON does not parse: {error.msg} "

@@ -2,10 +2,12 @@
 
 The criteria are the reference script's own, decided once by
 `probes.records.reference.reference_criteria` (the format's definition: the benchmark probe fills
-Raw Data `success` from it and triage recomputes a report's verdict with it). A criterion that
-fails is then paired with the findings that explain its figure: a loss difference explained by
-random numbers is not a compile error; a speedup that misses 1.1x because the GPU is idle has a
-measured remedy. `read_verdict` makes that reading once, at the end of a run, and
+Raw Data `success` from it and triage recomputes a report's verdict with it). The verdict is the
+reference script's yes/no too, SUCCESS or NEEDS WORK as Raw Data `success` says: a figure the run
+could not measure (a module without a loss has no training figures) has not passed. A criterion
+that fails is then paired with the findings that explain its figure: a loss difference explained
+by random numbers is not a compile error; a speedup that misses 1.1x because the GPU is idle has
+a measured remedy. `read_verdict` makes that reading once, at the end of a run, and
 `VerdictReading.to_record()` is what `diagnosis.json` stores under "verdict", for every renderer
 to show without deciding anything.
 """
@@ -120,7 +122,7 @@ class CriterionReading:
 
 @dataclass
 class VerdictReading:
-    success: bool | None  # the reference verdict: SUCCESS, NEEDS WORK or undecided (None)
+    success: bool  # the reference verdict, as Raw Data `success`: every criterion passed
     criteria: list[CriterionReading]
 
     @property
@@ -171,7 +173,9 @@ def read_verdict(
         loss_tolerance=REFERENCE_TOLERANCE if tolerance is None else tolerance,
         speedup_threshold=REFERENCE_SPEEDUP if threshold is None else threshold,
     )
-    return VerdictReading(verdict_of(criteria), [_reading(c, findings) for c in criteria])
+    # As the reference script's yes/no: a criterion without its figure has not passed.
+    success = verdict_of(criteria) is True
+    return VerdictReading(success, [_reading(c, findings) for c in criteria])
 
 
 def verdict_record(

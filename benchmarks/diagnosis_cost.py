@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 BARE = """
 import sys, torch
-from probes.benchmark import BenchmarkProbe, BenchmarkSettings
+from probes.benchmark import BenchmarkProbe
+from probes.records.benchmark import BenchmarkSettings
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 from probes.targets.target import CompileSettings
 from probes.timing import measure_interleaved

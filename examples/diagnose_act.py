@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from analyzer.runner.diagnose import diagnose
-from probes.benchmark import BenchmarkSettings
+from analyzer.runner.settings import benchmark_settings
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 from probes.targets.target import CompileSettings
 
@@ -34,11 +34,7 @@ def main() -> None:
     diagnosis = diagnose(
         target,
         CompileSettings(backend=args.backend, how="model"),  # policy.model.compile() on a copy
-        BenchmarkSettings(
-            iters_inference=preset.iters_inference,
-            iters_training=preset.iters_training,
-            warmup=preset.warmup,
-        ),
+        benchmark_settings(preset),  # the preset's iteration counts
         command=f"examples/diagnose_act.py --preset {args.preset}",
         out_dir=args.out,
     )

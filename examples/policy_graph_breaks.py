@@ -16,7 +16,7 @@ from collections import Counter
 import torch
 
 from analyzer.runner.diagnose import diagnose
-from probes.benchmark import BenchmarkSettings
+from probes.records.benchmark import BenchmarkSettings
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 from probes.targets.lerobot.presets import POLICIES
 from probes.targets.target import CompileSettings

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from probes.compile.capture import Capture, count_compiled_regions, record_compiles
+from probes.compile.capture import count_compiled_regions, record_compiles
 from probes.environment import numeric_settings
 from probes.errors import compile_error_line
 from probes.records.benchmark import BenchmarkResult, BenchmarkSettings, EntryTiming, TrainingTrace
+from probes.records.compile import Capture
 from probes.records.names import INFERENCE, TRAINING
 from probes.records.timing import Measurement, Speedup
 from probes.targets.target import CompileSettings, Target

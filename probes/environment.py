@@ -1,7 +1,8 @@
-"""The machine, the versions and the numeric settings a measurement was made under.
+"""Reads the environment a measurement is made under from torch and the machine.
 
-Settings such as TF32 and Inductor's `fallback_random` change both speed and accuracy, so every
-diagnosis records them beside its numbers.
+`current_environment` fills the `Environment` a diagnosis records; `numeric_settings` the numeric
+settings (TF32, Inductor's `fallback_random`, ...) in force now, which the benchmark and each
+divergence scenario record beside their numbers. The records are `probes.records.environment`'s.
 """
 
 from __future__ import annotations
@@ -9,29 +10,11 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
 
 import torch
 
-from probes.records.environment import NumericSettings
-
-
-@dataclass
-class Environment:
-    python: str
-    platform: str
-    torch: str
-    lerobot: str | None
-    device: str
-    device_name: str
-    cuda_version: str | None
-    cpu_threads: int
-    cpu_count: int | None
-    inductor_cache_dir: str | None
-    numerics: NumericSettings
-    extra: dict[str, Any] = field(default_factory=dict)
+from probes.records.environment import Environment, NumericSettings
 
 
 def numeric_settings() -> NumericSettings:

@@ -17,6 +17,17 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """The error's whole message on one line, or its type when the message is empty.
+
+    For a library's error quoted inside one of ours (lerobot's, the hub's): its later lines often
+    say what is wrong, so they are kept, joined by single spaces, and cut at `limit` characters
+    (ending in "...") so that the message stays one readable line.
+    """
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def error_line(error: BaseException) -> str:
     """The error's type and the first line of its message: `ValueError: bad shape`."""
     return f"{type(error).__name__}: {first_line(error)}"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from analyzer import cli
-from analyzer.format import snippet_language
 from analyzer.render.catalogue_page import catalogue_page
+from analyzer.render.snippets import snippet_language
 from analyzer.rules.catalogue import RULES, lookup
 
 DOCS_PAGE = Path(__file__).parent.parent / "docs" / "rules.md"

@@ -17,7 +17,7 @@ from conftest import tiny_act
 import analyzer.runner.run
 from analyzer.diagnosis import Diagnosis
 from analyzer.runner.run import DiagnosisRun
-from probes.benchmark import BenchmarkSettings
+from probes.records.benchmark import BenchmarkSettings
 from probes.targets.target import CompileSettings
 
 QUICK = BenchmarkSettings(iters_inference=2, iters_training=1, warmup=1)

@@ -71,7 +71,7 @@ def test_a_diagnosis_stops_after_the_probe_that_swallowed_ctrl_c(probe, tmp_path
 
     from analyzer.diagnosis import Diagnosis
     from analyzer.runner.run import DiagnosisRun
-    from probes.benchmark import BenchmarkSettings
+    from probes.records.benchmark import BenchmarkSettings
     from probes.targets.module import module_target
     from probes.targets.target import CompileSettings
 

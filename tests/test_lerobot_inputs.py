@@ -25,7 +25,7 @@ from tiny_lerobot import (
     write_tiny_dataset,
 )
 
-from probes.errors import TargetError
+from probes.errors import TargetError, one_line
 from probes.targets.lerobot.checkpoint import load_pretrained
 from probes.targets.lerobot.dataset import (
     DatasetInputs,
@@ -33,6 +33,7 @@ from probes.targets.lerobot.dataset import (
     dataset_batch,
     read_dataset,
 )
+from probes.targets.lerobot.packages import policy_extra
 
 CHUNK = 5  # tiny_act_config's chunk_size
 EPISODE = 30
@@ -319,3 +320,17 @@ def test_policy_needing_a_missing_extra_names_the_extra(tmp_path: Path) -> None:
     with pytest.raises(TargetError) as excinfo:
         load_pretrained(str(tmp_path), "cpu", allow_hub=False)
     assert_one_line_error(excinfo, "pip install 'lerobot[diffusion]'")
+
+
+def test_a_quoted_error_is_joined_onto_one_line_and_capped() -> None:
+    assert one_line(ValueError("bad shape\n  expected (2, 3)")) == "bad shape expected (2, 3)"
+    assert one_line(ValueError("")) == "ValueError"
+    long = one_line(ValueError("x" * 400))
+    assert len(long) == 300 and long.endswith("...")
+    assert one_line(ValueError("x" * 300)) == "x" * 300
+
+
+def test_a_missing_package_names_the_extra_of_the_policys_spec() -> None:
+    assert policy_extra("pi05") == policy_extra("pi0") == "lerobot[pi]"
+    assert policy_extra("diffusion") == "lerobot[diffusion]"
+    assert policy_extra("not-a-listed-policy") == "lerobot[not-a-listed-policy]"

@@ -24,7 +24,7 @@ from custom_models import (
 from analyzer import diagnose_module
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
-from probes.benchmark import BenchmarkSettings
+from probes.records.benchmark import BenchmarkSettings
 from probes.targets.module import TRAINING_SKIPPED_NOTE
 
 QUICK = BenchmarkSettings(iters_inference=3, iters_training=2, warmup=1)

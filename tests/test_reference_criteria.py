@@ -1,5 +1,6 @@
 """The reference verdict, decided once from Raw Data figures (no torch): missing figures leave a
-criterion undecided, NaN fails, and the thresholds are the reference script's unless given."""
+criterion undecided, NaN fails, and the thresholds are the reference script's unless given. A
+diagnosis stores the reference script's yes/no, as Raw Data `success`: undecided is NEEDS WORK."""
 
 from __future__ import annotations
 
@@ -44,6 +45,22 @@ def test_a_missing_figure_leaves_its_criterion_and_the_verdict_undecided() -> No
     assert passed(metrics)[TRAINING_SPEEDUP] is None
     assert verdict_label(verdict_of(reference_criteria(metrics))) == UNDECIDED
     assert passed({})[COMPILATION] is None
+
+
+def test_a_diagnosis_missing_figures_reads_needs_work_as_its_raw_data_success() -> None:
+    # A module without a loss: neither a loss difference nor a training speedup was measured.
+    metrics = {
+        **PASSING,
+        "success": False,  # what the benchmark probe writes: a missing figure has not passed
+        "correctness": {"action_diff": 1e-7, "loss_diff": None},
+        "speedup_training": None,
+    }
+    reading = read_verdict(metrics, {}, [])
+    undecided = [c.name for c in reading.criteria if c.passed is None]
+    assert undecided == [LOSS_DIFF, TRAINING_SPEEDUP] and not reading.failed
+    assert reading.success is metrics["success"]
+    assert reading.label == NEEDS_WORK and reading.to_record()["reference"] == NEEDS_WORK
+    assert reading.to_record()["reading"] is None
 
 
 def test_nan_fails_whether_live_or_recorded() -> None:

@@ -176,7 +176,7 @@ def test_no_recorded_probe_no_finding():
 
 
 def test_compile_rules_run_with_the_other_rule_families():
-    assert "analyzer.rules.compile" in RULE_MODULES
+    assert "analyzer.rules.compile" in {family.__name__ for family in RULE_MODULES}
     codes = {f.code for f in run_rules(load("act"))}
     assert {"CD102", "CD103"} <= codes
 

@@ -77,6 +77,25 @@ def test_json_file_matches_what_is_printed_on_stdout(
     assert "triton_poi_fused_add_cos_sin_0" in printed
 
 
+def test_json_path_in_a_folder_not_made_yet_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "not" / "made" / "summary.json"
+    assert main(["trace", str(COMPILED), "--json", str(out)]) == 0
+    capsys.readouterr()
+    assert json.loads(out.read_text()) == run_json(COMPILED, capsys)
+
+
+def test_json_path_that_cannot_be_written_is_a_one_line_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["trace", str(COMPILED), "--json", str(blocker / "summary.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--json" in err and "cannot write" in err
+
+
 @pytest.mark.parametrize("argv", [["--json"], ["--json", "-"]], ids=["no value", "dash"])
 def test_json_without_a_path_writes_only_json_to_stdout(
     argv: list[str], capsys: pytest.CaptureFixture[str]

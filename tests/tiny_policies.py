@@ -11,7 +11,7 @@ import torch
 
 from analyzer.diagnosis import Diagnosis
 from analyzer.runner.diagnose import diagnose
-from probes.benchmark import BenchmarkSettings
+from probes.records.benchmark import BenchmarkSettings
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 from probes.targets.target import CompileSettings, Target
 

@@ -7,13 +7,17 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
-from analyzer.runner.settings import MODES
+from analyzer.runner.settings import DEFAULT_OUT_ROOT, MODES, benchmark_settings
+from probes.records.names import DEFAULT_SEED
+
+if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
+    from probes.targets.target import CompileSettings
 
 
 def positive_int(text: str) -> int:
@@ -34,9 +38,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iters-inference", type=positive_int, help="timed inference calls")
     parser.add_argument("--iters-training", type=positive_int, help="timed training steps")
     parser.add_argument("--warmup", type=positive_int, help="untimed calls before timing")
-    parser.add_argument("--seed", type=int, default=42, help="seed for weights and batches")
     parser.add_argument(
-        "--out", type=Path, help="output folder (default: ./compile-diagnose-out/<name>-<time>/)"
+        "--seed", type=int, default=DEFAULT_SEED, help="seed for weights and batches"
+    )
+    parser.add_argument(
+        "--out", type=Path, help=f"output folder (default: ./{DEFAULT_OUT_ROOT}/<name>-<time>/)"
     )
     parser.add_argument(
         "--localize",
@@ -102,12 +108,15 @@ def stderr_console() -> Console:
 
 
 def write_text_output(destination: str, text: str, option: str) -> None:
-    """Write to a file, or to stdout for "-"; an unwritable path is a usage error."""
+    """Write to a file, its missing folders made, or to stdout for "-"; an unwritable path is a
+    usage error."""
     if destination == "-":
         sys.stdout.write(text.rstrip("\n") + "\n")
         return
+    path = Path(destination)
     try:
-        Path(destination).write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
     except OSError as error:
         raise UsageError(f"{option} {destination}: cannot write ({error.strerror})") from None
 
@@ -121,24 +130,26 @@ EXIT_ERROR_FINDING = 1
 
 
 def diagnose_and_show(
-    args: argparse.Namespace, build: Callable[[], tuple[Any, Any]], out_dir: Path, *, how: str
+    args: argparse.Namespace,
+    settings: CompileSettings,
+    build: Callable[[], tuple[Any, Any]],
+    out_dir: Path,
 ) -> int:
     """Build the target (with progress on stderr), run the diagnosis, then show or write it.
 
-    `build()` returns the target and the defaults of its preset (iteration counts).
+    `settings` are the compiled twin's, checked before anything is built; `build()` returns the
+    target and the defaults of its preset (iteration counts).
     """
     from analyzer.runner.diagnose import diagnose
-    from analyzer.runner.settings import compile_settings
-    from probes.benchmark import BenchmarkSettings
 
-    settings = compile_settings(args.mode, args.backend, how)
     with progress_reporter(stderr_console()) as progress:
         progress("building the target and its inputs")
         target, defaults = build()
-        benchmark = BenchmarkSettings(
-            iters_inference=args.iters_inference or defaults.iters_inference,
-            iters_training=args.iters_training or defaults.iters_training,
-            warmup=args.warmup or defaults.warmup,
+        benchmark = benchmark_settings(
+            defaults,
+            iters_inference=args.iters_inference,
+            iters_training=args.iters_training,
+            warmup=args.warmup,
             seed=args.seed,
         )
         diagnosis = diagnose(

@@ -57,16 +57,18 @@ class FactoryResult:
 
 
 def run_module(args: argparse.Namespace) -> int:
-    from analyzer.runner.settings import check_backend, resolve_device
+    from analyzer.runner.settings import compile_settings, resolve_device
     from analyzer.runner.settings import out_dir as resolve_out_dir
     from probes.errors import TargetError
     from probes.targets.module import ModuleRunDefaults, module_target
 
     path, factory_name = split_spec(args.spec)
-    device = resolve_device(args.device)
-    check_backend(args.backend)
+    device = resolve_device(args.device, option="--device")
+    settings = compile_settings(
+        args.mode, args.backend, args.compile_how, backend_option="--backend"
+    )
     made = call_factory(path, factory_name)
-    out_dir = resolve_out_dir(args.out, f"module-{path.stem}")
+    out_dir = resolve_out_dir(args.out, f"module-{path.stem}", option="--out")
 
     def build():
         try:
@@ -82,7 +84,7 @@ def run_module(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.spec}: {error}") from None
         return target, ModuleRunDefaults()
 
-    return diagnose_and_show(args, build, out_dir, how=args.compile_how)
+    return diagnose_and_show(args, settings, build, out_dir)
 
 
 def split_spec(spec: str) -> tuple[Path, str]:

@@ -62,14 +62,16 @@ def split_policy_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    from analyzer.runner.settings import check_backend, resolve_device
+    from analyzer.runner.settings import compile_settings, resolve_device
     from analyzer.runner.settings import out_dir as resolve_out_dir
     from probes.errors import TargetError
     from probes.targets.lerobot.policy import PolicyRequest, build_target
 
-    device = resolve_device(args.device)
-    check_backend(args.backend)
-    out_dir = resolve_out_dir(args.out, args.policy)
+    device = resolve_device(args.device, option="--device")
+    settings = compile_settings(
+        args.mode, args.backend, args.compile_how, backend_option="--backend"
+    )
+    out_dir = resolve_out_dir(args.out, args.policy, option="--out")
     request = PolicyRequest(
         policy=args.policy,
         device=device,
@@ -88,4 +90,4 @@ def run_policy(args: argparse.Namespace) -> int:
         except TargetError as error:
             raise UsageError(str(error)) from None
 
-    return diagnose_and_show(args, build, out_dir, how=args.compile_how)
+    return diagnose_and_show(args, settings, build, out_dir)

@@ -14,8 +14,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from analyzer.commands.common import add_json_option, write_json_output
-from analyzer.errors import InputFileError
+from analyzer.commands.common import (
+    EXIT_ERROR_FINDING,
+    EXIT_HEALTHY,
+    add_json_option,
+    write_json_output,
+    write_text_output,
+)
 from analyzer.reference_report import read_report
 from analyzer.render.triage import render_triage, triage_json, triage_markdown
 from analyzer.rules.triage import triage
@@ -31,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("report", metavar="REPORT", type=Path, help="the report file")
     add_json_option(parser, "the verdict and findings")
-    parser.add_argument("--markdown", metavar="PATH", type=Path, help="write them as Markdown")
+    parser.add_argument("--markdown", metavar="PATH", help="write them as Markdown")
     parser.set_defaults(handler=run)
 
 
@@ -42,13 +47,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_output(args.json, triage_json(result))
     if args.markdown:
-        _write_markdown(args.markdown, triage_markdown(result))
-    return 1 if result.has_error else 0
-
-
-def _write_markdown(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise InputFileError(f"{path}: cannot write it ({error.strerror})") from None
+        write_text_output(args.markdown, triage_markdown(result), "--markdown")
+    return EXIT_ERROR_FINDING if result.has_error else EXIT_HEALTHY

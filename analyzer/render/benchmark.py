@@ -14,8 +14,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.format import MISSING, count, ms, sci, speedup_range, times
-from probes.records.names import BENCHMARK, ENTRY_POINTS
+from analyzer.format import NOT_MEASURED, count, mebibytes, ms, sci, seconds, speedup_range, times
+from analyzer.render.verdicts import VERDICT_STYLE, passed_text
+from probes.records.names import BENCHMARK, COMPILED, EAGER, ENTRY_POINTS, SIDES
 from probes.records.reference import (
     ACTION_DIFF,
     COMPILATION,
@@ -23,13 +24,11 @@ from probes.records.reference import (
     NEEDS_WORK,
     SPEEDUP_CRITERION,
     SPEEDUP_KEY,
-    SUCCESS,
     TIME_COMPILED_KEY,
     TIME_ORIGINAL_KEY,
     UNDECIDED,
 )
 
-VERDICT_STYLE = {SUCCESS: "bold green", NEEDS_WORK: "bold red", UNDECIDED: "bold yellow"}
 _REASON_STYLE = {NEEDS_WORK: "red", UNDECIDED: "yellow"}
 _SPEEDUPS = frozenset(SPEEDUP_CRITERION.values())
 
@@ -39,11 +38,11 @@ def criteria_by_name(verdict: Mapping[str, Any] | None) -> dict[str, Mapping[str
     return {str(c.get("name")): c for c in (verdict or {}).get("criteria") or []}
 
 
-def criterion_figure(criterion: Mapping[str, Any]) -> str:
+def criterion_figure(criterion: Mapping[str, Any], missing: str = NOT_MEASURED) -> str:
     """A criterion's measured figure as it reads: 1.58e-02, 0.52x, failed, not measured."""
     measured = criterion.get("measured")
     if measured is None:
-        return "not measured"
+        return missing
     if criterion.get("name") == COMPILATION:
         return "succeeded" if measured else "failed"
     if criterion.get("name") in _SPEEDUPS:
@@ -60,12 +59,8 @@ def criterion_shortfall(criterion: Mapping[str, Any]) -> str:
 
 
 def _passed_text(criterion: Mapping[str, Any] | None) -> Text:
-    if criterion is None:
-        return Text("")
-    passed = criterion.get("passed")
-    if passed is None:
-        return Text("not measured", style="dim")
-    return Text("PASS", style="green") if passed else Text("FAIL", style="red")
+    """A stored criterion's result; nothing where the verdict holds no such criterion."""
+    return Text("") if criterion is None else passed_text(criterion.get("passed"))
 
 
 def verdict_line(verdict: Mapping[str, Any], compilation_error: str | None = None) -> Text:
@@ -80,7 +75,7 @@ def verdict_line(verdict: Mapping[str, Any], compilation_error: str | None = Non
                 shortfall += f" ({compilation_error})"
             reasons.append(shortfall)
         elif criterion.get("passed") is None:
-            reasons.append(f"{criterion.get('name')} not measured")
+            reasons.append(f"{criterion.get('name')} {NOT_MEASURED}")
     if reasons:
         text.append(" — " + "; ".join(reasons), style=_REASON_STYLE.get(label, ""))
     return text
@@ -116,8 +111,8 @@ def metrics_table(
     criteria = criteria_by_name(verdict)
     table = Table(title="Benchmark metrics (the reference report's keys)", title_justify="left")
     table.add_column("metric")
-    table.add_column("eager", justify="right")
-    table.add_column("compiled", justify="right")
+    table.add_column(EAGER, justify="right")
+    table.add_column(COMPILED, justify="right")
     table.add_column("result", justify="right")
     table.add_column("threshold", justify="right")
     table.add_column("verdict")
@@ -164,14 +159,6 @@ def metrics_table(
     return table
 
 
-def _seconds(value: Any) -> str:
-    return MISSING if value is None else f"{value:.2f} s"
-
-
-def _mebibytes(value: Any) -> str:
-    return MISSING if value is None else f"{value:.0f} MiB"
-
-
 def timing_table(benchmark: Mapping[str, Any]) -> Table:
     table = Table(title="Timing detail (interleaved, synchronised)", title_justify="left")
     table.add_column("entry point")
@@ -183,7 +170,7 @@ def timing_table(benchmark: Mapping[str, Any]) -> Table:
     table.add_column("first call", justify="right")
     table.add_column("peak mem", justify="right")
     for entry_point, timing in (benchmark.get("timings") or {}).items():
-        for side in ("eager", "compiled"):
+        for side in SIDES:
             m = timing.get(side) or {}
             if not m:
                 continue
@@ -194,8 +181,8 @@ def timing_table(benchmark: Mapping[str, Any]) -> Table:
                 ms(m.get("iqr_ms")),
                 f"{ms(m.get('min_ms'))}–{ms(m.get('max_ms'))}",
                 count(m.get("calls")),
-                _seconds(timing.get(f"{side}_first_call_s")),
-                _mebibytes(timing.get(f"{side}_peak_memory_mb")),
+                seconds(timing.get(f"{side}_first_call_s"), digits=2),
+                mebibytes(timing.get(f"{side}_peak_memory_mb")),
             )
     return table
 

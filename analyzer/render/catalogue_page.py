@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable
 
 from analyzer.findings import Rule
-from analyzer.format import snippet_language
+from analyzer.render.snippets import snippet_language
 from analyzer.rules.catalogue import RULES
 
 _INTRO = """\

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from analyzer.diagnosis import DIAGNOSIS_FILE
 from analyzer.findings import Finding
+from analyzer.format import MISSING, seconds
 from analyzer.render.benchmark import benchmark_view, reading_lines, verdict_line
 from analyzer.render.divergence import divergence_view
 from analyzer.render.findings import render_findings
@@ -32,11 +33,12 @@ def setting_table(diagnosis: Mapping[str, Any]) -> Table:
         (
             "target",
             f"{target.get(keys.POLICY, diagnosis.get('command'))} "
-            f"(preset {target.get(keys.PRESET, '–')}, batch {target.get(keys.BATCH_SIZE, '–')}, "
+            f"(preset {target.get(keys.PRESET, MISSING)}, "
+            f"batch {target.get(keys.BATCH_SIZE, MISSING)}, "
             f"{target.get(keys.PARAMETERS, 0):,} parameters)",
         ),
-        ("inputs", str(target.get(keys.BATCH_SOURCE, "–"))),
-        ("weights", str(target.get(keys.WEIGHTS, "–"))),
+        ("inputs", str(target.get(keys.BATCH_SOURCE, MISSING))),
+        ("weights", str(target.get(keys.WEIGHTS, MISSING))),
         ("device", f"{env.get('device')} — {env.get('device_name')}"),
         (
             "versions",
@@ -105,9 +107,9 @@ def diagnosis_view(diagnosis: Mapping[str, Any]) -> RenderableType:
     if probes.get(KERNELS):
         parts.extend([Text(), kernel_report_view(probes[KERNELS])])
     parts.extend(compile_report_lines(probes.get(COMPILE_TRACE)))
-    seconds = diagnosis.get("phase_seconds", {})
-    if seconds:
-        spent = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+    phases = diagnosis.get("phase_seconds", {})
+    if phases:
+        spent = ", ".join(f"{k} {seconds(v)}" for k, v in phases.items())
         parts.append(Text(f"time spent: {spent}", style="dim"))
     if diagnosis.get("out_dir"):
         parts.append(Text(f"written to {diagnosis['out_dir']}/{DIAGNOSIS_FILE}", style="dim"))

@@ -18,7 +18,8 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.format import MISSING, sci, times
+from analyzer.format import MISSING, sci, seconds, times
+from analyzer.render.verdicts import passed_text
 from probes.records.divergence import (
     ARITHMETIC,
     AS_IS,
@@ -46,12 +47,12 @@ VERDICT_STYLE = {
 }
 
 
-def verdict_text(passes: Any, error: Any = None) -> Text:
-    if error:
-        return Text("error", style="red")
-    if passes is None:
-        return Text("not run", style="dim")
-    return Text("PASS", style="green") if passes else Text("FAIL", style="red")
+NOT_RUN = "not run"  # a comparison the probe did not make
+
+
+def _criterion_text(passes: Any) -> Text:
+    """A comparison against the fp64 criterion: PASS, FAIL or not run."""
+    return passed_text(passes, NOT_RUN)
 
 
 def _primary(item: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -120,8 +121,8 @@ def _wide_row(item: Mapping[str, Any]) -> Sequence[RenderableType]:
         sci(primary.get("compiled_rmse_vs_fp64")),
         times(primary.get("error_ratio")),
         _gradients(item),
-        verdict_text(item.get("passes"), item.get("error")),
-        f"{float(item.get('seconds') or 0):.1f} s",
+        Text("error", style="red") if item.get("error") else _criterion_text(item.get("passes")),
+        seconds(item.get("seconds") or 0),
     )
 
 
@@ -131,7 +132,7 @@ def _narrow_row(item: Mapping[str, Any]) -> Sequence[RenderableType]:
     name.append(f"\n{item.get('description') or ''}", style="dim")
     if item.get("error"):
         return name, Text(str(item["error"]), style="red")
-    measured = verdict_text(item.get("passes"))
+    measured = _criterion_text(item.get("passes"))
     measured.append(
         f" {item.get('primary')}: |compiled−eager| {sci(primary.get('max_abs_diff'))}\n"
         f"vs fp64 (RMSE): eager {sci(primary.get('eager_rmse_vs_fp64'))}, "
@@ -140,7 +141,7 @@ def _narrow_row(item: Mapping[str, Any]) -> Sequence[RenderableType]:
     )
     if item.get("gradients_compared"):
         measured.append(f"\ngradients: {_gradients(item)}")
-    measured.append(f"\n{float(item.get('seconds') or 0):.1f} s", style="dim")
+    measured.append(f"\n{seconds(item.get('seconds') or 0)}", style="dim")
     return name, measured
 
 
@@ -169,7 +170,7 @@ class AttributionTable:
                 name,
                 sci((attribution.get("loss_diff") or {}).get(name)),
                 sci((attribution.get("max_gradient_diff") or {}).get(name)),
-                verdict_text((attribution.get("passes") or {}).get(name)),
+                _criterion_text((attribution.get("passes") or {}).get(name)),
             )
         line = Text("attribution: ", style="bold")
         line.append(verdict, style=VERDICT_STYLE.get(verdict, ""))
@@ -297,7 +298,7 @@ def confirmation_line(found: Mapping[str, Any]) -> Text:
             text.append("reproduces the divergence", style="bold red")
         else:
             text.append("does not reproduce it", style="yellow")
-        text.append(f" ({float(confirmation.get('seconds') or 0):.1f} s)", style="dim")
+        text.append(f" ({seconds(confirmation.get('seconds') or 0)})", style="dim")
     text.rstrip()
     return text
 
@@ -328,7 +329,7 @@ class GradientWalkTable:
                 str(gradient.get("parameter")),
                 sci(gradient.get("max_abs_error")),
                 times(gradient.get("error_ratio")),
-                verdict_text(gradient.get("passes")),
+                _criterion_text(gradient.get("passes")),
             )
         yield table
 
@@ -345,7 +346,7 @@ def notes_lines(section: Mapping[str, Any]) -> Text:
     phases = section.get("phase_seconds") or {}
     if phases:
         text.append(
-            "probe time: " + ", ".join(f"{k} {float(v):.1f} s" for k, v in phases.items()) + "\n"
+            "probe time: " + ", ".join(f"{k} {seconds(v)}" for k, v in phases.items()) + "\n"
         )
     text.append(f"dynamo resets: {section.get('dynamo_resets', 0)}")
     return text

@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.findings import Rule
-from analyzer.format import snippet_language
 from analyzer.render.findings import SEVERITY_STYLE
+from analyzer.render.snippets import snippet_language
 
 
 def catalogue_table(rules: Iterable[Rule]) -> Table:

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.findings import Finding, Severity, SourceLocation
-from analyzer.format import format_number
+from analyzer.format import NOT_MEASURED, format_number, plural, times
 
 WIDE_AT = 150  # columns from which evidence is laid out beside the text
 PROSE_WIDTH = 100  # the text column on a wide terminal: long lines are hard to read
@@ -61,12 +61,13 @@ _COUNT_SUFFIXES = (
 
 def format_value(value: Any, unit: str = "") -> str:
     if value is None:
-        return "not measured"
+        return NOT_MEASURED
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int | float):
         if unit == "x":
-            return f"{value:.2f}x" if math.isfinite(value) else f"{format_number(value)} x"
+            # "inf x": a bare "inf" beside other ratios would not say what it is
+            return times(value) if math.isfinite(value) else f"{format_number(value)} x"
         if unit == " %" and math.isfinite(value):
             return f"{value:.1f} %"
         return format_number(value) + unit
@@ -120,11 +121,10 @@ def _heading(text: str) -> Text:
 
 
 def _header(finding: Finding, index: int) -> Text:
-    severity = Severity(finding.severity)  # also when read back from JSON as a string
     confidence_style = CONFIDENCE_STYLE.get(finding.confidence, "")
     return Text.assemble(
         f"{index}. ",
-        (severity.value.upper(), SEVERITY_STYLE[severity]),
+        (finding.severity.value.upper(), SEVERITY_STYLE[finding.severity]),
         "  ",
         (finding.code, "bold"),
         " ",
@@ -204,8 +204,8 @@ def summary_line(findings: Sequence[Finding]) -> Text:
         return Text("No findings.", style="bold green")
     counts = {severity: 0 for severity in Severity}
     for finding in findings:
-        counts[Severity(finding.severity)] += 1
-    text = Text.assemble((f"{len(findings)} finding{'s' * (len(findings) != 1)}", "bold"), ": ")
+        counts[finding.severity] += 1
+    text = Text.assemble((plural(len(findings), "finding"), "bold"), ": ")
     shown = [(severity, n) for severity, n in counts.items() if n]
     for position, (severity, n) in enumerate(shown):
         text.append(f"{n} {severity.value}", style=SEVERITY_STYLE[severity])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from analyzer.findings import Finding
-from analyzer.format import snippet_language
 from analyzer.render.findings import evidence_rows, impact_rows
+from analyzer.render.snippets import snippet_language
 
 
 def _cell(text: str) -> str:

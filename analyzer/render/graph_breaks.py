@@ -15,7 +15,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.format import MISSING, count, plural, short_path
+from analyzer.format import MISSING, count, plural, seconds, short_path
 from probes.records.compile import (
     CATEGORY_LABELS,
     FULLGRAPH_KEY,
@@ -54,7 +54,7 @@ def summary_lines(section: Mapping[str, Any]) -> Text:
             f"{plural(int(report.get('graph_count') or 0), 'graph')} "
             f"({', '.join(str(n) for n in ops) or 'none'} ops), "
             f"{plural(int(report.get('break_count') or 0), 'break')}, "
-            f"explain took {float(report.get('seconds') or 0):.1f} s"
+            f"explain took {seconds(report.get('seconds') or 0)}"
         )
         result = fullgraph.get(name)
         if result is not None:

@@ -1,8 +1,11 @@
-"""Rich renderables for kernel timing: one trace's summary, and the probe's eager/compiled report.
+"""Rich renderables for kernel timing: one trace's summary (`compile-diagnose trace`), and the
+kernels probe's eager/compiled report with its reduce-overhead what-if.
 
-Both take the dataclass or its recorded JSON form, so a live run and a `diagnosis.json` read back
-render alike. Kernel names are C++ signatures hundreds of characters long: their column is the one
-that gives way when the terminal is narrow: it shrinks and the names end in an ellipsis.
+Both take the record (`TraceSummary`, `KernelTimingReport` in `probes/records/kernels.py`) or its
+JSON form, so a live run and a `diagnosis.json` read back render alike; they decide nothing (the
+findings are `analyzer.rules.kernels`'). Kernel names are C++ signatures hundreds of characters
+long, so theirs is the column that gives way on a narrow terminal: it shrinks and the names end
+in an ellipsis.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.format import MISSING
+
 
 @dataclass(frozen=True)
 class PolicyRow:
@@ -25,7 +27,7 @@ def policy_list_table(rows: Iterable[PolicyRow]) -> Table:
     table.add_column("what it needs")
     for row in rows:
         if not row.presets:
-            table.add_row(row.name, "–", "not supported by compile-diagnose yet")
+            table.add_row(row.name, MISSING, "not supported by compile-diagnose yet")
             continue
         presets = f"{', '.join(row.presets)} ({row.cuda_preset} / {row.cpu_preset})"
         # Text, not markup: "lerobot[pi]" would read as a style tag

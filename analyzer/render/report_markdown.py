@@ -13,14 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from analyzer.findings import Finding
-from analyzer.format import ms, sci, times
+from analyzer.format import MISSING, NOT_MEASURED, ms, sci, times
 from analyzer.render.benchmark import criteria_by_name, criterion_shortfall
 from analyzer.render.findings_markdown import findings_markdown
 from probes.records import target as keys
 from probes.records.names import BENCHMARK, ENTRY_POINTS
 from probes.records.reference import SPEEDUP_KEY, TIME_COMPILED_KEY, TIME_ORIGINAL_KEY
-
-NOT_MEASURED = "not measured"
 
 
 def _per_iter(value: Any) -> str:
@@ -65,11 +63,11 @@ def report_markdown(diagnosis: Mapping[str, Any]) -> str:
         "",
         "## Environment",
         "",
-        f"- **Policy**: {policy} (preset {target.get(keys.PRESET, '–')})",
+        f"- **Policy**: {policy} (preset {target.get(keys.PRESET, MISSING)})",
         f"- **Device**: {env.get('device')} ({env.get('device_name')})",
         f"- **PyTorch**: {env.get('torch')}; lerobot {env.get('lerobot')}",
-        f"- **Inputs**: {target.get(keys.BATCH_SOURCE, '–')}",
-        f"- **Batch Size**: {target.get(keys.BATCH_SIZE, '–')}",
+        f"- **Inputs**: {target.get(keys.BATCH_SOURCE, MISSING)}",
+        f"- **Batch Size**: {target.get(keys.BATCH_SIZE, MISSING)}",
         f"- **Benchmark Parameters**: {settings.get('iters_inference')} inference runs, "
         f"{settings.get('iters_training')} training runs, {settings.get('warmup')} warm-up, "
         "interleaved",

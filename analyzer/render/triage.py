@@ -7,6 +7,7 @@ everything shown is in the `TriageResult`.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from rich import box
@@ -14,16 +15,17 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.format import sci, times
+from analyzer.render.benchmark import criterion_figure
 from analyzer.render.findings import render_findings
 from analyzer.render.findings_markdown import findings_markdown
+from analyzer.render.verdicts import VERDICT_STYLE, passed_text
 from analyzer.rules.triage import RecomputedVerdict, ReportedCriterion, TriageResult
-from probes.records.reference import NEEDS_WORK, SUCCESS, UNDECIDED
 from probes.records.serialize import dumps, to_jsonable
 
 SCHEMA_VERSION = 1  # of the JSON document `triage_document` writes
 
-_VERDICT_STYLE = {SUCCESS: "bold green", NEEDS_WORK: "bold red", UNDECIDED: "bold yellow"}
+NOT_IN_REPORT = "not in report"  # a figure the report lacks
+NOT_STATED = "n/a"  # a pass or fail the report does not state, or that its numbers cannot decide
 
 
 def triage_document(result: TriageResult) -> dict[str, Any]:
@@ -46,20 +48,8 @@ def triage_json(result: TriageResult) -> str:
     return dumps(triage_document(result))
 
 
-def _passed_text(passed: bool | None) -> Text:
-    if passed is None:
-        return Text("n/a", style="dim")
-    return Text("pass", style="green") if passed else Text("FAIL", style="bold red")
-
-
 def _measured_text(criterion: ReportedCriterion) -> str:
-    if criterion.measured is None:
-        return "not in report"
-    if isinstance(criterion.measured, bool):
-        return "ok" if criterion.measured else "failed"
-    if criterion.unit == "x":
-        return times(criterion.measured)
-    return f"{sci(criterion.measured)} {criterion.unit}".rstrip()
+    return criterion_figure(asdict(criterion), missing=NOT_IN_REPORT)
 
 
 def verdict_table(verdict: RecomputedVerdict) -> Table:
@@ -81,8 +71,8 @@ def verdict_table(verdict: RecomputedVerdict) -> Table:
             criterion.name,
             _measured_text(criterion),
             criterion.requirement,
-            _passed_text(criterion.reported),
-            _passed_text(criterion.passed),
+            passed_text(criterion.reported, NOT_STATED),
+            passed_text(criterion.passed, NOT_STATED),
             criterion.note,
         )
     return table
@@ -92,9 +82,9 @@ def verdicts_line(verdict: RecomputedVerdict) -> Text:
     """The report's verdict and the recomputed one, side by side."""
     return Text.assemble(
         "Report's verdict: ",
-        (verdict.reported_label, _VERDICT_STYLE[verdict.reported_label]),
+        (verdict.reported_label, VERDICT_STYLE[verdict.reported_label]),
         "   recomputed from its numbers: ",
-        (verdict.label, _VERDICT_STYLE[verdict.label]),
+        (verdict.label, VERDICT_STYLE[verdict.label]),
     )
 
 
@@ -146,8 +136,8 @@ def triage_markdown(result: TriageResult) -> str:
             criterion.name,
             _measured_text(criterion),
             criterion.requirement,
-            _passed_text(criterion.reported).plain,
-            _passed_text(criterion.passed).plain,
+            passed_text(criterion.reported, NOT_STATED).plain,
+            passed_text(criterion.passed, NOT_STATED).plain,
             criterion.note,
         ]
         lines.append("| " + " | ".join(cells) + " |")

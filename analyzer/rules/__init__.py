@@ -1,26 +1,29 @@
 """Rules: pure functions from recorded probe results (JSON dicts) to findings.
 
 Each family module in this package documents its rules (`RULES`, one `Rule` each, beside the
-check that yields its findings) and exposes `check(probes: Mapping[str, Any]) -> list[Finding]`,
-where `probes` is the "probes" section of `diagnosis.json` (keyed by probe name). Rules read the
-recorded form, so they run the same on a live diagnosis and on a JSON fixture, without torch.
-`analyzer.rules.triage` holds the rules over a parsed benchmark report instead.
+check that yields its findings). The families over the recorded probes expose
+`check(probes: Mapping[str, Any]) -> list[Finding]`, where `probes` is the "probes" section of
+`diagnosis.json` (keyed by probe name); `probe_errors` reads the probes that could not finish
+instead. Rules read the recorded form, so they run the same on a live diagnosis and on a JSON
+fixture, without torch. `RULE_FAMILIES` is the one list of families: `run_rules` runs them and
+the catalogue indexes their rules. `analyzer.rules.triage` holds the rules over a parsed
+benchmark report instead, with the rule objects of these families.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 from analyzer.findings import Finding, rank
+from analyzer.rules import benchmark, compile, divergence, kernels, probe_errors
+from analyzer.rules.probe_errors import probe_failed_findings
 
-RULE_MODULES: tuple[str, ...] = (
-    "analyzer.rules.benchmark",
-    "analyzer.rules.kernels",
-    "analyzer.rules.compile",
-    "analyzer.rules.divergence",
-)
+# The families whose `check(probes)` reads the recorded probes, in the order they run.
+RULE_MODULES: tuple[ModuleType, ...] = (benchmark, kernels, compile, divergence)
+# Every family of rules: those above, then the one over probes that could not finish.
+RULE_FAMILIES: tuple[ModuleType, ...] = (*RULE_MODULES, probe_errors)
 
 
 def run_rules(
@@ -33,10 +36,8 @@ def run_rules(
     `probe_errors` (probe name -> its error line) adds a finding for each probe that could not
     finish; `batch_size` lets an out-of-memory finding suggest a smaller one.
     """
-    from analyzer.rules.probe_errors import probe_failed_findings
-
     findings: list[Finding] = []
-    for module_name in RULE_MODULES:
-        findings.extend(importlib.import_module(module_name).check(probes))
+    for family in RULE_MODULES:
+        findings.extend(family.check(probes))
     findings.extend(probe_failed_findings(probe_errors or {}, batch_size))
     return rank(findings)

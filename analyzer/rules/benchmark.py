@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
-from analyzer.format import count, ms, times
-from probes.records.names import BENCHMARK
+from analyzer.format import count, ms, seconds, times
+from probes.records.names import BENCHMARK, COMPILED, EAGER
 from probes.records.reference import REFERENCE_SPEEDUP
 from probes.records.serialize import as_number
 
@@ -136,7 +136,7 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
         return []
     findings: list[Finding] = []
     for entry_point, timing in (benchmark.get("timings") or {}).items():
-        if not timing.get("eager") or not timing.get("compiled"):
+        if not timing.get(EAGER) or not timing.get(COMPILED):
             continue
         cost = _compile_time_cost(entry_point, timing)
         capture = (benchmark.get("capture") or {}).get(entry_point) or {}
@@ -153,8 +153,8 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
 
 
 def _compile_time_cost(entry_point: str, timing: Mapping[str, Any]) -> Finding:
-    eager_ms = timing["eager"]["median_ms"]
-    compiled_ms = timing["compiled"]["median_ms"]
+    eager_ms = timing[EAGER]["median_ms"]
+    compiled_ms = timing[COMPILED]["median_ms"]
     first_s = timing.get("compiled_first_call_s") or 0.0
     compile_s = max(first_s - compiled_ms / 1e3, 0.0)
     saved_ms = eager_ms - compiled_ms
@@ -169,15 +169,15 @@ def _compile_time_cost(entry_point: str, timing: Mapping[str, Any]) -> Finding:
         calls = compile_s * 1e3 / saved_ms
         evidence["calls_to_break_even"] = round(calls)
         cause = (
-            f"The first {entry_point} call took {first_s:.1f} s (the compile); each later call "
+            f"The first {entry_point} call took {seconds(first_s)} (the compile); each later call "
             f"saves {ms(saved_ms)}, so compiling pays for itself after about "
             f"{count(round(calls))} calls."
         )
         severity = Severity.INFO
     else:
         cause = (
-            f"The first {entry_point} call took {first_s:.1f} s (the compile), and compiled calls "
-            f"are not faster than eager ({ms(compiled_ms)} against {ms(eager_ms)}): "
+            f"The first {entry_point} call took {seconds(first_s)} (the compile), and compiled "
+            f"calls are not faster than eager ({ms(compiled_ms)} against {ms(eager_ms)}): "
             "the compile never pays for itself at this size."
         )
         severity = Severity.WARNING
@@ -214,8 +214,8 @@ def _speedup_within_noise(entry_point: str, timing: Mapping[str, Any]) -> Findin
             "speedup": round(ratio, 3),
             "speedup_low": round(low, 3),
             "speedup_high": round(high, 3),
-            "eager_iqr_ms": round(timing["eager"]["iqr_ms"], 3),
-            "compiled_iqr_ms": round(timing["compiled"]["iqr_ms"], 3),
+            "eager_iqr_ms": round(timing[EAGER]["iqr_ms"], 3),
+            "compiled_iqr_ms": round(timing[COMPILED]["iqr_ms"], 3),
         },
         next_steps=["rerun with more iterations: --iters-inference 200 --iters-training 100"],
     )

@@ -8,19 +8,10 @@ does. `compile-diagnose explain CODE` and `docs/rules.md` are rendered from thes
 from __future__ import annotations
 
 from analyzer.findings import Rule
-from analyzer.rules import benchmark, compile, divergence, kernels, probe_errors
+from analyzer.rules import RULE_FAMILIES
 
 RULES: tuple[Rule, ...] = tuple(
-    sorted(
-        (
-            *compile.RULES,
-            *kernels.RULES,
-            *benchmark.RULES,
-            *divergence.RULES,
-            *probe_errors.RULES,
-        ),
-        key=lambda rule: rule.code,
-    )
+    sorted((rule for family in RULE_FAMILIES for rule in family.RULES), key=lambda rule: rule.code)
 )
 
 _BY_NAME = {rule.name: rule for rule in RULES}

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
-from analyzer.format import sci, times
+from analyzer.format import NOT_MEASURED, sci, times
 from analyzer.rules.divergence_reading import (
     arithmetic_failures,
     attribute,
@@ -38,10 +38,9 @@ from probes.records.divergence import (
     TF32_ON,
     UNTESTED,
 )
+from probes.records.names import BENCHMARK, DIVERGENCE
 from probes.records.reference import REFERENCE_TOLERANCE
 from probes.records.serialize import as_number
-
-NOT_MEASURED = "not measured"  # a figure missing from a cause sentence
 
 # --- the rules of this family, documented beside their checks --------------------
 
@@ -220,10 +219,10 @@ STEP_MINIFY = 'TORCHDYNAMO_REPRO_AFTER="aot" TORCHDYNAMO_REPRO_LEVEL=4 python yo
 
 
 def check(probes: Mapping[str, Any]) -> list[Finding]:
-    section = probes.get("divergence")
+    section = probes.get(DIVERGENCE)
     if not isinstance(section, Mapping):
         return []
-    benchmark = probes.get("benchmark")
+    benchmark = probes.get(BENCHMARK)
     benchmark = benchmark if isinstance(benchmark, Mapping) else {}
     found = [
         rng_divergence(section),

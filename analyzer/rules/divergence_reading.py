@@ -86,7 +86,7 @@ class Attribution:
 class DivergenceReading:
     """What the recorded divergence figures say, as the record's verdict keys hold it."""
 
-    verdict: str  # one of probes.records.divergence.VERDICTS
+    verdict: str  # NONE, RNG, ARITHMETIC, BOTH, UNTESTED or UNKNOWN (probes.records.divergence)
     summary: str
     attribution_verdict: str | None  # None: no training entry point, nothing to attribute
     attribution_explanation: str | None

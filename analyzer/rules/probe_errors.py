@@ -1,7 +1,7 @@
-"""Findings for probes that could not finish, and for a compile that raised.
+"""Findings for probes that could not finish (a compile that raised is `rules/compile.py`'s).
 
-Unlike the other rule families these read more than `probes`: a probe that raised left no result
-there, only its error line in `diagnosis.probe_errors`.
+Unlike the other rule families this one does not read `probes`: a probe that raised left no
+result there, only its error line in `diagnosis.probe_errors`.
 """
 
 from __future__ import annotations

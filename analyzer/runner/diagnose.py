@@ -16,7 +16,7 @@ from pathlib import Path
 
 from analyzer.diagnosis import Diagnosis
 from analyzer.runner.run import DiagnosisRun
-from probes.benchmark import BenchmarkSettings
+from probes.records.benchmark import BenchmarkSettings
 from probes.targets.target import CompileSettings, Target
 
 # torch's own warnings (e.g. "Graph break from `Tensor.item()`") repeat, unlocated, what the

@@ -25,17 +25,19 @@ from analyzer.diagnosis import Diagnosis
 from analyzer.rules import run_rules
 from analyzer.rules.divergence_reading import complete_divergence_record
 from analyzer.runner.interrupt import InterruptWatch
+from analyzer.runner.settings import DEFAULT_OUT_ROOT
 from analyzer.runner.writer import DiagnosisWriter, PhaseClock
 from analyzer.verdict import verdict_record
-from probes.benchmark import BenchmarkProbe, BenchmarkSettings, TrainingLoop
+from probes.benchmark import BenchmarkProbe, TrainingLoop
 from probes.compile.graph_breaks import probe_fullgraph, probe_graph_breaks
 from probes.compile.recompiles import RecompileScenario, probe_recompiles
 from probes.compile.tlparse import render_diagnosis_report
 from probes.compile.trace import record_compile_trace
 from probes.divergence.probe import probe_divergence
 from probes.environment import current_environment
-from probes.errors import first_line
+from probes.errors import error_line
 from probes.kernels.profiling import profile_kernels
+from probes.records.benchmark import BenchmarkSettings
 from probes.records.compile import (
     FullgraphResult,
     GraphBreakReport,
@@ -43,7 +45,7 @@ from probes.records.compile import (
     graph_breaks_section,
 )
 from probes.records.compile_trace import CompileTracePhase, CompileTraceRecord
-from probes.records.divergence import DROPOUT_OFF, FALLBACK_RANDOM
+from probes.records.divergence import DROPOUT_OFF, RNG_FREE
 from probes.records.names import (
     BENCHMARK,
     COMPILE_TRACE,
@@ -149,7 +151,7 @@ class DiagnosisRun:
             self.interrupt.check()  # a Ctrl-C that a library turned into an ordinary error
             if isinstance(error, torch.OutOfMemoryError) and torch.cuda.is_available():
                 torch.cuda.empty_cache()  # let the probes that follow have the memory back
-            self.writer.record_error(name, f"{type(error).__name__}: {first_line(error)}")
+            self.writer.record_error(name, error_line(error))
         finally:
             self.clock.add(name, time.perf_counter() - started)
         self.interrupt.check()  # a Ctrl-C that a library caught and dropped
@@ -235,7 +237,7 @@ class DiagnosisRun:
         report = profile_kernels(
             entry_points,
             device=target.device,
-            out_dir=self.out_dir or Path("compile-diagnose-out"),
+            out_dir=self.out_dir or DEFAULT_OUT_ROOT,
             warmup=1,
             calls=PROFILED_CALLS,
             reduce_overhead=self._reduce_overhead_call,
@@ -275,7 +277,7 @@ class DiagnosisRun:
         preset) an identical loss but attention-bias gradients 1e4x further from fp64 than
         eager's, from the dropout inside scaled-dot-product attention's backward.
         """
-        what_ifs: tuple[str, ...] = (FALLBACK_RANDOM, DROPOUT_OFF)
+        what_ifs: tuple[str, ...] = RNG_FREE
         if self.target.device.type != "cuda" and not self.localize:
             what_ifs = (DROPOUT_OFF,) if self.rng_what_if else ()
         if self.rng_what_if is False:

@@ -1,7 +1,11 @@
 """What a diagnosis is asked to do, checked once for the Python API and every command.
 
 Each check ends in a `UsageError` with one line the user can act on: an unknown mode or backend,
-a device this machine lacks, a probe that does not exist, an output folder that cannot be written.
+a probe that does not exist, an output folder that cannot be written, and for the commands a
+`--device` this machine lacks (the API hands its `device` to the module target, which checks it).
+A check names what it read by `option`: the command's option (`--out X: cannot write there`) or
+the API's argument (`out_dir X: ...`). The benchmark's settings are a preset's iteration counts
+where none is asked for (`benchmark_settings`).
 """
 
 from __future__ import annotations
@@ -9,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from analyzer.errors import UsageError
-from probes.records.names import BENCHMARK, NEEDS_BENCHMARK, PROBES
+from probes.records.benchmark import BenchmarkSettings
+from probes.records.names import BENCHMARK, DEFAULT_SEED, NEEDS_BENCHMARK, PROBES
 
 if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
     import torch
@@ -23,25 +28,55 @@ MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagrap
 DEFAULT_OUT_ROOT = Path("compile-diagnose-out")
 
 
-def compile_settings(mode: str, backend: str, how: str) -> CompileSettings:
+class RunDefaults(Protocol):
+    """A preset's iteration counts (a LeRobot `Preset`, `ModuleRunDefaults`)."""
+
+    @property
+    def iters_inference(self) -> int: ...
+    @property
+    def iters_training(self) -> int: ...
+    @property
+    def warmup(self) -> int: ...
+
+
+def benchmark_settings(
+    defaults: RunDefaults,
+    *,
+    iters_inference: int | None = None,
+    iters_training: int | None = None,
+    warmup: int | None = None,
+    seed: int = DEFAULT_SEED,
+) -> BenchmarkSettings:
+    """The benchmark's settings: the counts asked for, the preset's where none is asked."""
+    return BenchmarkSettings(
+        iters_inference=defaults.iters_inference if iters_inference is None else iters_inference,
+        iters_training=defaults.iters_training if iters_training is None else iters_training,
+        warmup=defaults.warmup if warmup is None else warmup,
+        seed=seed,
+    )
+
+
+def compile_settings(
+    mode: str, backend: str, how: str, *, backend_option: str = "backend"
+) -> CompileSettings:
     """The compiled twin's settings, once the mode and backend are known to torch."""
     from probes.targets.target import CompileSettings
 
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: choose from {', '.join(MODES)}")
-    check_backend(backend)
+    check_backend(backend, option=backend_option)
     return CompileSettings(mode=None if mode == "default" else mode, backend=backend, how=how)
 
 
-def check_backend(backend: str) -> None:
+def check_backend(backend: str, *, option: str = "backend") -> None:
     import torch._dynamo
 
     known = set(torch._dynamo.list_backends(exclude_tags=())) | {"inductor", "eager", "aot_eager"}
     if backend not in known:
-        raise UsageError(f"backend {backend!r}: unknown backend; known: {', '.join(sorted(known))}")
+        raise UsageError(f"{option} {backend}: unknown backend; known: {', '.join(sorted(known))}")
 
 
-def resolve_device(requested: str | torch.device | None) -> torch.device:
+def resolve_device(requested: str | torch.device | None, *, option: str = "device") -> torch.device:
     """The device asked for, or CUDA when there is one; a device this machine lacks is an error."""
     import torch
 
@@ -50,13 +85,13 @@ def resolve_device(requested: str | torch.device | None) -> torch.device:
     try:
         device = torch.device(requested)
     except RuntimeError:
-        raise UsageError(f"device {requested}: not a device (use cpu, cuda or cuda:N)") from None
+        raise UsageError(f"{option} {requested}: not a device (use cpu, cuda or cuda:N)") from None
     if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"device {requested}: only cpu and cuda are supported")
+        raise UsageError(f"{option} {requested}: only cpu and cuda are supported")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(
-            f"device {requested}: CUDA is not available on this machine "
-            "(torch.cuda.is_available() is False); use cpu"
+            f"{option} {requested}: CUDA is not available on this machine "
+            f"(torch.cuda.is_available() is False); use {option} cpu"
         )
     return device
 
@@ -86,7 +121,9 @@ def selected_probes(probes: Iterable[str] | None) -> tuple[frozenset[str] | None
     return frozenset(selected), notes
 
 
-def out_dir(requested: str | Path | None, name: str | None = None) -> Path | None:
+def out_dir(
+    requested: str | Path | None, name: str | None = None, *, option: str = "out_dir"
+) -> Path | None:
     """The output folder, made and checked writable; None when none is asked for and no name.
 
     With `name`, a missing folder defaults to ./compile-diagnose-out/<name>-<time>/ (commands);
@@ -101,7 +138,8 @@ def out_dir(requested: str | Path | None, name: str | None = None) -> Path | Non
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise UsageError(f"out {path}: cannot write there ({error.strerror or error})") from None
+        reason = error.strerror or error
+        raise UsageError(f"{option} {path}: cannot write there ({reason})") from None
     return path
 
 

@@ -39,6 +39,7 @@ from probes.compile.stack import (
     parse_stack_lines,
     user_code_stack,
 )
+from probes.logs import messages_logged
 from probes.records.compile import (
     DATA_DEPENDENT_BRANCH,
     DYNAMIC_SHAPE,
@@ -224,21 +225,13 @@ def _is_placeholder(text: str) -> bool:
 def _graph_break_log() -> Iterator[list[str]]:
     """Collect dynamo's `graph_breaks` log messages without printing them; restore the logger."""
     logger = logging.getLogger(_graph_break_logger_name())
-    messages: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler = _Collect(level=logging.DEBUG)
     saved = (logger.level, logger.propagate)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False  # keep them off the user's terminal
-    logger.addHandler(handler)
     try:
-        yield messages
+        with messages_logged(logger, logging.DEBUG) as messages:
+            yield messages
     finally:
-        logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
 

@@ -34,7 +34,7 @@ from probes.compile.stack import (
     parse_stack_lines,
     user_code_stack,
 )
-from probes.errors import first_line
+from probes.errors import error_line
 from probes.records.compile import Recompile, RecompileReport, ScenarioRecompiles
 from probes.records.location import SourceLocation
 
@@ -83,7 +83,7 @@ def _run(scenario: RecompileScenario, function: str) -> ScenarioRecompiles:
         try:
             scenario.call()
         except Exception as exc:  # a failing scenario is reported, the others still run
-            error = f"{type(exc).__name__}: {first_line(exc)}"
+            error = error_line(exc)
     seconds = time.perf_counter() - start
     recompiles = [_recompile(m, function) for m in new if _is_recompile(m)]
     failures: list[str] = []

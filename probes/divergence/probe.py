@@ -40,14 +40,12 @@ from torch import nn
 
 from probes.divergence.dropout import dropout_sites
 from probes.divergence.localize import localize
-from probes.divergence.runs import RANDOM_NUMBERS_OUT
+from probes.divergence.runs import RANDOM_NUMBERS_OUT, WHAT_IF_SWITCHES
 from probes.divergence.scenarios import ScenarioRunner, numerics_now
 from probes.errors import compile_error_line
 from probes.records.divergence import (
     AS_IS,
-    DROPOUT_OFF,
     EVAL,
-    FALLBACK_RANDOM,
     RNG_FREE,
     TF32_OFF,
     TF32_ON,
@@ -60,11 +58,8 @@ from probes.records.divergence import (
     failing_without_random_numbers,
     with_multiplier,
 )
-from probes.records.names import INFERENCE, TRAINING
+from probes.records.names import DEFAULT_SEED, INFERENCE, TRAINING
 from probes.targets.target import CompileSettings, Target
-
-DEFAULT_SEED = 42  # the reference script's seed
-
 
 # --- state the probe must give back --------------------------------------------------------
 
@@ -172,11 +167,10 @@ def _run_scenarios(
     what_ifs: Sequence[str],
     on_phase: Callable[[str], None],
 ) -> None:
-    switches_of = {FALLBACK_RANDOM: {"fallback_random": True}, DROPOUT_OFF: {"dropout_off": True}}
     plan: list[tuple[str, str, bool, dict[str, Any]]] = [(EVAL, INFERENCE, True, {})]
     if target.loss is not None:
         plan.append((AS_IS, TRAINING, True, {}))
-        plan += [(name, TRAINING, False, switches_of[name]) for name in what_ifs]
+        plan += [(name, TRAINING, False, WHAT_IF_SWITCHES[name]) for name in what_ifs]
     for name, entry_point, shared, switches in plan:
         with _phase(report, name, on_phase):
             report.scenarios.append(scenarios.run(name, entry_point, shared=shared, **switches))

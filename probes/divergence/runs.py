@@ -19,15 +19,29 @@ from torch import nn
 from probes.divergence.dropout import dropout_disabled
 from probes.divergence.fp64_reference import run_float64
 from probes.divergence.tf32 import tf32
-from probes.records.divergence import ACTION, GRAD_PREFIX, LOSS, DropoutSites
+from probes.records.divergence import (
+    ACTION,
+    DROPOUT_OFF,
+    FALLBACK_RANDOM,
+    GRAD_PREFIX,
+    LOSS,
+    DropoutSites,
+)
 from probes.records.names import INFERENCE
 from probes.targets.target import CompileSettings, Target
 
 Outputs = dict[str, torch.Tensor]
 COMPILED_WRAPPER_PREFIX = "_orig_mod."  # torch.compile(module) nests the original here
-# The `what_if` switches that take every random number out: Inductor draws with eager's
-# generator, and no dropout draws at all.
-RANDOM_NUMBERS_OUT = {"fallback_random": True, "dropout_off": True}
+# Each what-if that takes random numbers out, as the `what_if` switches it turns on (recorded
+# under the scenario's "settings"): Inductor draws with eager's generator, or no dropout draws.
+WHAT_IF_SWITCHES: dict[str, dict[str, bool]] = {
+    FALLBACK_RANDOM: {"fallback_random": True},
+    DROPOUT_OFF: {"dropout_off": True},
+}
+# Every switch off: the settings of a scenario run as is.
+SWITCHES_OFF = {name: False for switches in WHAT_IF_SWITCHES.values() for name in switches}
+# Every switch on: every random number out, so that what differs is arithmetic alone.
+RANDOM_NUMBERS_OUT = {name: True for name in SWITCHES_OFF}
 
 
 def parameter_name(name: str) -> str:

@@ -17,7 +17,13 @@ from torch import nn
 from probes.compile.capture import record_compiles
 from probes.divergence.fp64_criterion import compare_outputs
 from probes.divergence.fp64_reference import float64_copy
-from probes.divergence.runs import compile_fresh, run_entry, run_entry_float64, what_if
+from probes.divergence.runs import (
+    SWITCHES_OFF,
+    compile_fresh,
+    run_entry,
+    run_entry_float64,
+    what_if,
+)
 from probes.environment import numeric_settings
 from probes.errors import compile_error_line
 from probes.records.divergence import (
@@ -66,7 +72,7 @@ class ScenarioRunner:
             name=name,
             entry_point=entry_point,
             description=SCENARIO_DESCRIPTIONS[name],
-            settings={"fallback_random": False, "dropout_off": False, **switches},
+            settings={**SWITCHES_OFF, **switches},
             compiled_fresh=False,
             frames_compiled=0,
             primary=PRIMARY_OUTPUT[entry_point],
@@ -101,11 +107,10 @@ class ScenarioRunner:
 
 
 def _what_if_arguments(switches: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "fallback_random": bool(switches.get("fallback_random")),
-        "dropout_off": bool(switches.get("dropout_off")),
-        "tf32_enabled": switches.get("tf32"),
-    }
+    """`what_if`'s keyword arguments for a scenario's switches; a switch not named is off."""
+    arguments: dict[str, Any] = {name: bool(switches.get(name)) for name in SWITCHES_OFF}
+    arguments["tf32_enabled"] = switches.get("tf32")
+    return arguments
 
 
 def _summarise(result: DivergenceScenario) -> None:

@@ -36,13 +36,17 @@ from torch.profiler import (
     tensorboard_trace_handler,
 )
 
+from probes.compile.capture import compiles_during
+from probes.errors import error_line
 from probes.kernels.kineto import load_trace
 from probes.kernels.trace_summary import summarize
+from probes.logs import messages_logged
 from probes.records.kernels import (
     FAILED,
     LAUNCH_BOUND_BUSY,
     MEASURED,
     NOT_RUN,
+    TENSORBOARD_SUBDIR,
     CallProfile,
     EntryPointKernels,
     KernelFamilyPerCall,
@@ -80,7 +84,7 @@ def profile_kernels(
     if calls < 1:
         raise ValueError(f"calls must be at least 1, got {calls}")
     device = torch.device(device)
-    logdir = Path(out_dir).resolve() / "tensorboard"
+    logdir = Path(out_dir).resolve() / TENSORBOARD_SUBDIR
     results = []
     for name, (eager_call, compiled_call) in entry_points.items():
         profiles = {
@@ -286,7 +290,7 @@ def reduce_overhead_what_if(
     if failure is not None:
         return ReduceOverheadWhatIf(
             FAILED,
-            f"{type(failure).__name__}: {failure}".splitlines()[0],
+            error_line(failure),
             cudagraph_skips=skips.count,
             cudagraph_skip_reasons=skips.reasons,
         )
@@ -310,15 +314,6 @@ class CudagraphSkips:
     reasons: list[str] = field(default_factory=list)
 
 
-class _MessageList(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @contextmanager
 def watch_cudagraph_skips() -> Iterator[CudagraphSkips]:
     """Count cudagraph skips and keep their reasons while the block runs.
@@ -329,26 +324,24 @@ def watch_cudagraph_skips() -> Iterator[CudagraphSkips]:
     in the compile's metrics (`cudagraph_skip_reason`). Skips on a CPU-only graph bump the
     counter without a message.
     """
-    from torch._dynamo.utils import counters, get_compilation_metrics
+    from torch._dynamo.utils import counters
     from torch._inductor import cudagraph_utils
 
     skips = CudagraphSkips()
     start = counters["inductor"]["cudagraph_skips"]
-    # Held, so that no new metrics object can take the id of an old one.
-    earlier_metrics = get_compilation_metrics()
-    known_metrics = {id(m) for m in earlier_metrics}
-    handler = _MessageList()
-    logger = cudagraph_utils.cudagraphs_log
-    logger.addHandler(handler)
     try:
-        yield skips
+        with (
+            compiles_during() as new_compiles,
+            messages_logged(cudagraph_utils.cudagraphs_log, logging.WARNING) as messages,
+        ):
+            yield skips
     finally:
-        logger.removeHandler(handler)
+        # Read after the block has exited: only then does `new_compiles` hold its compiles.
         skips.count = counters["inductor"]["cudagraph_skips"] - start
-        reasons = [m for m in handler.messages if "skipping cudagraph" in m]
+        reasons = [m for m in messages if "skipping cudagraph" in m]
         reasons += [
             m.cudagraph_skip_reason
-            for m in get_compilation_metrics()
-            if id(m) not in known_metrics and getattr(m, "cudagraph_skip_reason", None)
+            for m in new_compiles
+            if getattr(m, "cudagraph_skip_reason", None)
         ]
         skips.reasons = list(dict.fromkeys(reasons))

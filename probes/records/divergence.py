@@ -91,7 +91,6 @@ ARITHMETIC = "arithmetic"  # compiled arithmetic differs beyond the fp64 criteri
 BOTH = "both"  # random numbers explain most of it; the arithmetic differs too
 UNTESTED = "untested"  # training differs, and no what-if ran to tell the causes apart
 UNKNOWN = "unknown"  # a run that would decide did not complete
-VERDICTS = (NONE, RNG, ARITHMETIC, BOTH, UNTESTED, UNKNOWN)
 
 # --- outputs: what each entry point yields -----------------------------------------------------
 
@@ -223,10 +222,6 @@ class DropoutSites:
     modules: list[str] = field(default_factory=list)  # `_DropoutNd` with p > 0
     attention: list[str] = field(default_factory=list)  # `nn.MultiheadAttention` with dropout > 0
     functional: list[str] = field(default_factory=list)  # torch.nn.functional names forced to 0
-
-    @property
-    def count(self) -> int:
-        return len(self.modules) + len(self.attention)
 
 
 @dataclass

@@ -1,13 +1,15 @@
-"""The numeric settings a measurement was made under, as every probe records them.
+"""The machine, the versions and the numeric settings a measurement was made under.
 
-Settings such as TF32 and Inductor's `fallback_random` change both speed and accuracy, so the
-benchmark and the divergence scenarios record them beside their numbers; `probes.environment`
-reads them from torch.
+Settings such as TF32 and Inductor's `fallback_random` change both speed and accuracy, so every
+diagnosis records its `Environment` (under "environment" in `diagnosis.json`), and the benchmark
+and the divergence scenarios record the `NumericSettings` in force beside their numbers.
+`probes.environment` reads both from torch and the machine.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -19,3 +21,19 @@ class NumericSettings:
     inductor_fallback_random: bool
     cuda_matmul_fp32_precision: str | None = None  # torch >= 2.9 spells TF32 this way too
     cudnn_conv_fp32_precision: str | None = None
+
+
+@dataclass
+class Environment:
+    python: str
+    platform: str
+    torch: str
+    lerobot: str | None
+    device: str
+    device_name: str
+    cuda_version: str | None
+    cpu_threads: int
+    cpu_count: int | None
+    inductor_cache_dir: str | None
+    numerics: NumericSettings
+    extra: dict[str, Any] = field(default_factory=dict)

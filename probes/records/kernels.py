@@ -23,6 +23,11 @@ from typing import Any
 # reduce-overhead what-if only for them, since CUDA graphs remove launch cost and nothing else.
 LAUNCH_BOUND_BUSY = 0.5
 
+# Where a diagnosis folder keeps the profiler traces, one TensorBoard run per side:
+# `<out>/tensorboard/eager/`, `<out>/tensorboard/compiled/` (beside the compile trace's
+# `TRACE_SUBDIR` and `REPORT_SUBDIR`).
+TENSORBOARD_SUBDIR = "tensorboard"
+
 # --- profiler vocabulary (Kineto event categories and names the record is built on) ----------
 
 # Device work: the only categories counted as device time. Annotations that span many kernels

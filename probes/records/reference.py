@@ -28,15 +28,25 @@ TIME_ORIGINAL_KEY = {INFERENCE: "time_original_inference", TRAINING: "time_origi
 TIME_COMPILED_KEY = {INFERENCE: "time_compiled_inference", TRAINING: "time_compiled_training"}
 SPEEDUP_KEY = {INFERENCE: "speedup_inference", TRAINING: "speedup_training"}
 
+# The Raw Data keys the criteria read besides the speedups: whether every entry point compiled,
+# and "correctness", which holds (in this order) whether the action and the loss passed the
+# tolerance and the two eager/compiled differences that decide it.
+COMPILATION_SUCCESSFUL_KEY = "compilation_successful"
+CORRECTNESS_KEY = "correctness"
+INFERENCE_CORRECT_KEY = "inference_correct"
+TRAINING_CORRECT_KEY = "training_correct"
+ACTION_DIFF_KEY = "action_diff"
+LOSS_DIFF_KEY = "loss_diff"
+
 # The keys of the reference report's Raw Data JSON, in its order.
 REPORT_KEYS: tuple[str, ...] = (
     "success",
     "policy",
     "device",
     "pytorch_version",
-    "compilation_successful",
+    COMPILATION_SUCCESSFUL_KEY,
     "compilation_error",
-    "correctness",
+    CORRECTNESS_KEY,
     "correctness_passed",
     "inference_benchmarked",
     "training_benchmarked",
@@ -90,13 +100,13 @@ def reference_criteria(
     A missing figure leaves its criterion undecided; a NaN difference or speedup fails, as the
     reference script's comparisons fail it.
     """
-    correctness = metrics.get("correctness") or {}
-    compiled = metrics.get("compilation_successful")
+    correctness = metrics.get(CORRECTNESS_KEY) or {}
+    compiled = metrics.get(COMPILATION_SUCCESSFUL_KEY)
     compiled = compiled if isinstance(compiled, bool) else None
     return [
         ReferenceCriterion(COMPILATION, compiled, "succeeds", compiled),
-        _below(ACTION_DIFF, correctness.get("action_diff"), action_tolerance),
-        _below(LOSS_DIFF, correctness.get("loss_diff"), loss_tolerance),
+        _below(ACTION_DIFF, correctness.get(ACTION_DIFF_KEY), action_tolerance),
+        _below(LOSS_DIFF, correctness.get(LOSS_DIFF_KEY), loss_tolerance),
         *(
             _above(SPEEDUP_CRITERION[entry_point], metrics.get(key), speedup_threshold)
             for entry_point, key in SPEEDUP_KEY.items()

@@ -53,6 +53,12 @@ def finite_or_marker(value: Any) -> Any:
     return value
 
 
+def non_finite_constant(name: str) -> float:
+    """The float of a bare NaN, Infinity or -Infinity, as Python's `json` writes them (outside
+    strict JSON): `json.loads(text, parse_constant=non_finite_constant)` reads such a file."""
+    return _NON_FINITE[name]
+
+
 def write_json_atomic(path: Path, value: Any) -> None:
     """Write JSON so that a reader (or a crash) never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from probes.errors import TargetError, error_line
 from probes.records import target as description_keys
-from probes.records.names import INFERENCE, TRAINING
+from probes.records.names import DEFAULT_SEED, INFERENCE, TRAINING
 from probes.targets.target import CompileSettings, Target
 
 # module: torch.compile(model), the wrapper most code writes; inplace: model.compile(), which
@@ -82,7 +82,7 @@ def module_target(
     train_inputs: ModuleInputs | torch.Tensor | None = None,
     device: str | torch.device = "cpu",
     name: str | None = None,
-    seed: int = 42,
+    seed: int = DEFAULT_SEED,
 ) -> Target:
     """A target for `model` called with `inputs`; with `loss_fn`, a training entry point too.
 

@@ -7,6 +7,7 @@ from analyzer.findings import Finding, make_finding
 from analyzer.format import sci, times
 from analyzer.rules.compile import COMPILATION_FAILED, COMPILED_PATH_NOT_EXERCISED
 from analyzer.rules.triage.reading import Reading, finite, near_one
+from probes.records.names import INFERENCE
 
 
 def check(reading: Reading) -> list[Finding]:
@@ -88,7 +89,7 @@ def _not_exercised(reading: Reading) -> Finding:
     evidence: dict[str, object] = {"max_action_diff_abs": 0.0}
     if speedup is not None:
         evidence["speedup_inference_x"] = speedup
-    evidence.update(reading.timing_evidence("inference"))
+    evidence.update(reading.timing_evidence(INFERENCE))
     return make_finding(
         COMPILED_PATH_NOT_EXERCISED,
         confidence="high" if speedup_near_one else "medium",

@@ -18,6 +18,7 @@ from analyzer.rules.divergence import (
     NUMERICAL_DIVERGENCE,
     PRECISION_SETTING_MISMATCH,
     RNG_DIVERGENCE,
+    STEP_FALLBACK_RANDOM,
     TOLERANCE_TOO_STRICT,
 )
 from analyzer.rules.triage.reading import FAR_BEYOND, Reading, finite, near_one
@@ -221,11 +222,7 @@ def _rng(reading: Reading, diff: float, evidence: dict[str, object], probe: str)
             f"1.2e-7 with fallback_random). {_WHICH}"
         ),
         evidence=evidence,
-        next_steps=[
-            probe,
-            "import torch._inductor.config as inductor_config\n"
-            "inductor_config.fallback_random = True  # before compiling; to compare only",
-        ],
+        next_steps=[probe, STEP_FALLBACK_RANDOM],
         impact_error=diff,
     )
 

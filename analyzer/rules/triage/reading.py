@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from analyzer.reference_report import BenchmarkReport
+from probes.records.names import INFERENCE
 
 # A ratio within this of 1.0x is what timing eager against itself gives (the reference report's
 # inference row, eager against eager, read 1.04x).
@@ -113,7 +114,7 @@ class Reading:
     def times_ms(self, entry: str) -> tuple[float | None, float | None]:
         """Eager's and compiled's time per call of `entry`, in milliseconds, as reported."""
         report = self.report
-        if entry == "inference":
+        if entry == INFERENCE:
             return report.time_original_inference, report.time_compiled_inference
         return report.time_original_training, report.time_compiled_training
 

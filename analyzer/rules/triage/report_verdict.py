@@ -27,14 +27,6 @@ from probes.records.reference import (
     verdict_of,
 )
 
-# How each criterion's figure is shown: "abs" an absolute difference, "x" a ratio, "" yes/no.
-_UNITS = {
-    COMPILATION: "",
-    ACTION_DIFF: "abs",
-    LOSS_DIFF: "abs",
-    INFERENCE_SPEEDUP: "x",
-    TRAINING_SPEEDUP: "x",
-}
 # Evidence keys that tie a finding to the criterion whose figure it explains.
 _CRITERION_OF_EVIDENCE = {
     "max_action_diff_abs": ACTION_DIFF,
@@ -50,7 +42,6 @@ class ReportedCriterion:
 
     name: str  # one of probes.records.reference.CRITERIA
     measured: float | bool | None
-    unit: str  # "x", "abs" (an absolute difference), or "" for a yes/no
     requirement: str  # e.g. "< 1e-05", "> 1.1x"
     passed: bool | None  # recomputed; None when the report lacks the number
     reported: bool | None  # as the report states it, where it states it
@@ -128,7 +119,6 @@ def _beside_report(
     return ReportedCriterion(
         name=criterion.name,
         measured=criterion.measured,
-        unit=_UNITS[criterion.name],
         requirement=criterion.requirement,
         passed=criterion.passed,
         reported=reported,

@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 
 from analyzer.findings import Finding, make_finding
-from analyzer.format import ms, percent, sci, times
+from analyzer.format import ms, percent, sci, seconds, times
 from analyzer.rules.benchmark import BENCHMARK_METHODOLOGY, INSUFFICIENT_SPEEDUP
 from analyzer.rules.compile import RECOMPILATION
 from analyzer.rules.kernels import EAGER_WORK_OUTSIDE_COMPILED_REGION, LAUNCH_BOUND
 from analyzer.rules.triage.reading import Reading, finite
+from probes.records.names import INFERENCE, TRAINING
 from probes.records.reference import REFERENCE_SPEEDUP
 
 # Timed one side after the other with a mean and no spread, a ratio moves by a few percent from
@@ -37,9 +38,9 @@ def check(reading: Reading) -> list[Finding]:
 
 def _rows_compiled(reading: Reading) -> list[tuple[str, float | None]]:
     """The speedup rows that can be read as compiled against eager."""
-    rows: list[tuple[str, float | None]] = [("training", reading.speedup_training)]
+    rows: list[tuple[str, float | None]] = [(TRAINING, reading.speedup_training)]
     if reading.inference_comparable():
-        rows.insert(0, ("inference", reading.speedup_inference))
+        rows.insert(0, (INFERENCE, reading.speedup_inference))
     return rows
 
 
@@ -117,9 +118,9 @@ def _insufficient_speedups(reading: Reading) -> list[Finding]:
 
 def _insufficient(reading: Reading, entry: str, speedup: float) -> Finding:
     correctness = reading.report.correctness
-    diff = correctness.action_diff if entry == "inference" else correctness.loss_diff
+    diff = correctness.action_diff if entry == INFERENCE else correctness.loss_diff
     # An output that differs from eager's is the proof that compiled code ran.
-    if finite(diff) and diff > 0 and (entry == "training" or reading.inference_comparable()):
+    if finite(diff) and diff > 0 and (entry == TRAINING or reading.inference_comparable()):
         ran, confidence = f"its output differs from eager's by {sci(diff)}, so it ran", "high"
     else:
         ran, confidence = "the report cannot show it ran", "medium"
@@ -148,7 +149,7 @@ def _slow_hypotheses(reading: Reading, entry: str, speedup: float) -> list[Findi
     recompile = _recompile_in_timing(reading, entry, speedup)
     if recompile is not None:
         findings.append(recompile)
-    if entry == "inference" and reading.device_kind == "cuda":
+    if entry == INFERENCE and reading.device_kind == "cuda":
         findings.append(
             make_finding(
                 LAUNCH_BOUND,
@@ -165,7 +166,7 @@ def _slow_hypotheses(reading: Reading, entry: str, speedup: float) -> list[Findi
                 ],
             )
         )
-    if entry == "training":
+    if entry == TRAINING:
         findings.append(
             make_finding(
                 EAGER_WORK_OUTSIDE_COMPILED_REGION,
@@ -198,7 +199,7 @@ def _recompile_in_timing(reading: Reading, entry: str, speedup: float) -> Findin
             return None
         evidence[f"{entry}_runs"] = runs
         evidence["extra_in_all_s"] = total_s
-        amount = f"{total_s:.1f} s over {runs} timed calls"
+        amount = f"{seconds(total_s)} over {runs} timed calls"
     elif speedup >= 0.5:
         return None
     else:

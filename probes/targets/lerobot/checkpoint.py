@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from probes.errors import TargetError, first_line
+from probes.errors import TargetError, one_line
 from probes.targets.lerobot.offline import hub_offline
 from probes.targets.lerobot.packages import extra_required
 from probes.targets.lerobot.preprocessor import policy_preprocessor, retarget_device
@@ -52,7 +52,7 @@ def _download_checkpoint(repo_id: str, *, allow_hub: bool) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=CHECKPOINT_PATTERNS))
     except Exception as exc:
         raise TargetError(
-            f"hub id {repo_id} could not be downloaded ({first_line(exc)}), and no local folder "
+            f"hub id {repo_id} could not be downloaded ({one_line(exc)}), and no local folder "
             "has that name; a local checkpoint folder works offline"
         ) from exc
 
@@ -83,7 +83,7 @@ def _read_policy_config(folder: Path) -> Any:
             return PreTrainedConfig.from_pretrained(folder)
     except Exception as exc:
         raise TargetError(
-            f"cannot read the policy config {folder / CONFIG_FILE}: {first_line(exc)}"
+            f"cannot read the policy config {folder / CONFIG_FILE}: {one_line(exc)}"
         ) from exc
 
 
@@ -100,8 +100,7 @@ def _read_policy(folder: Path, config: Any) -> Any:
             raise  # a missing optional package: extra_required names what to install
         except Exception as exc:
             raise TargetError(
-                f"cannot load the {config.type} weights in {folder / WEIGHTS_FILE}: "
-                f"{first_line(exc)}"
+                f"cannot load the {config.type} weights in {folder / WEIGHTS_FILE}: {one_line(exc)}"
             ) from exc
 
 
@@ -118,6 +117,6 @@ def _checkpoint_preprocessor(folder: Path, config: Any) -> Any:
         raise
     except Exception as exc:
         raise TargetError(
-            f"cannot load the pre-processor {folder / PREPROCESSOR_FILE}: {first_line(exc)}"
+            f"cannot load the pre-processor {folder / PREPROCESSOR_FILE}: {one_line(exc)}"
         ) from exc
     return preprocessor

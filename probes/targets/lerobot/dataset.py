@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from probes.errors import TargetError, first_line
+from probes.errors import TargetError, one_line
 from probes.targets.lerobot.offline import hub_offline
 from probes.targets.lerobot.packages import install_line, missing_package
 from probes.targets.lerobot.preprocessor import policy_preprocessor, retarget_device
@@ -166,7 +166,7 @@ def _split_policy_features(
     try:
         policy_features = dataset_to_policy_features(features)
     except ValueError as exc:
-        raise TargetError(f"dataset features do not fit a policy: {first_line(exc)}") from exc
+        raise TargetError(f"dataset features do not fit a policy: {one_line(exc)}") from exc
     outputs = {k: ft for k, ft in policy_features.items() if ft.type is FeatureType.ACTION}
     inputs = {k: ft for k, ft in policy_features.items() if k not in outputs}
     return inputs, outputs
@@ -225,7 +225,7 @@ def _local_failure(exc: BaseException) -> str:
     from huggingface_hub.errors import OfflineModeIsEnabled
 
     if not isinstance(exc, OfflineModeIsEnabled):
-        return first_line(exc)
+        return one_line(exc)
     cause = exc.__context__
     while cause is not None and not isinstance(cause, FileNotFoundError):
         cause = cause.__context__

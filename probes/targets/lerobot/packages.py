@@ -11,8 +11,8 @@ import contextlib
 import re
 from collections.abc import Iterator
 
-from probes.errors import TargetError, first_line
-from probes.targets.lerobot.presets import PolicySpec
+from probes.errors import TargetError, one_line
+from probes.targets.lerobot.presets import POLICIES, PolicySpec, lerobot_extra
 
 # lerobot's require_package names the extra in its message; a bare import does not.
 _EXTRA_HINT = re.compile(r"pip install '(lerobot\[[\w-]+\])'")
@@ -39,15 +39,21 @@ def extra_required(policy_type: str) -> Iterator[None]:
     try:
         yield
     except ImportError as error:
-        # lerobot's extras are mostly named after the policy when its message names none.
         hint = _EXTRA_HINT.search(str(error))
-        extra = hint.group(1) if hint else f"lerobot[{policy_type}]"
+        extra = hint.group(1) if hint else policy_extra(policy_type)
         raise TargetError(
             install_line(f"policy {policy_type}", missing_package(error), extra)
         ) from error
 
 
+def policy_extra(policy_type: str) -> str:
+    """lerobot's extra for a policy type: its spec's when the tool knows the policy (pi0 and
+    pi05 share `lerobot[pi]`), else the one named after it, as most of lerobot's extras are."""
+    spec = POLICIES.get(policy_type)
+    return spec.install_extra if spec is not None else lerobot_extra(policy_type)
+
+
 def missing_package(error: ImportError) -> str:
     """The package an ImportError is about, as lerobot or Python names it."""
     named = _MISSING_PACKAGE.search(str(error))
-    return named.group(1) if named else error.name or first_line(error)
+    return named.group(1) if named else error.name or one_line(error)

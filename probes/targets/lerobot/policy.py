@@ -20,7 +20,7 @@ from torch import nn
 
 from probes.errors import TargetError
 from probes.records import target as description_keys
-from probes.records.names import INFERENCE, TRAINING
+from probes.records.names import DEFAULT_SEED, INFERENCE, TRAINING
 from probes.targets.lerobot.batches import (
     QUEUE_TRACE_HANGS,
     current_observations,
@@ -63,7 +63,7 @@ class PolicyRequest:
     overrides: dict[str, str] = field(default_factory=dict)
     pretrained: str | None = None
     dataset_root: str | None = None
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     compile_how: str = DEFAULT_COMPILE_HOW
 
 
@@ -203,7 +203,7 @@ def policy_target(
     spec: PolicySpec,
     description: dict[str, Any],
     notes: list[str],
-    seed: int = 42,
+    seed: int = DEFAULT_SEED,
 ) -> Target:
     """How the probes call, reset and compile copies of `policy` on these batches."""
     queues = has_observation_queues(policy)

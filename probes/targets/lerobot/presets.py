@@ -44,6 +44,11 @@ def tiny_preset(description: str, config: dict[str, Any], **fields: Any) -> Pres
     return Preset(name="tiny", description=description, config=config, **fields)
 
 
+def lerobot_extra(extra: str) -> str:
+    """An extra of lerobot as pip takes it: `lerobot[diffusion]`."""
+    return f"lerobot[{extra}]"
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     name: str
@@ -71,7 +76,7 @@ class PolicySpec:
     @property
     def install_extra(self) -> str:
         """lerobot's extra that installs `packages`, as pip takes it: `lerobot[diffusion]`."""
-        return f"lerobot[{self.extra or self.name}]"
+        return lerobot_extra(self.extra or self.name)
 
     def missing_packages(self) -> list[str]:
         return [name for name in self.packages if importlib.util.find_spec(name) is None]
