@@ -11,6 +11,7 @@ function takes the recorded form too: None (not measured) and the markers "NaN",
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,46 +33,38 @@ def sci(value: Any, missing: str = MISSING) -> str:
     return "0" if number == 0 else f"{number:.2e}"
 
 
+def _finite(value: Any, missing: str, text: Callable[[float], str]) -> str:
+    """A recorded figure through `text`; `missing` where it was not measured, NaN/inf as such."""
+    number = as_number(value)
+    if number is None:
+        return missing
+    return text(number) if math.isfinite(number) else sci(number)
+
+
 def ms(value: Any, missing: str = MISSING) -> str:
     """A duration recorded in milliseconds: 12.34 ms, 1,234 ms, or 56.7 µs below 0.1 ms."""
-    number = as_number(value)
-    if number is None or not math.isfinite(number):
-        return missing if number is None else sci(number)
-    if abs(number) < 0.1:
-        return f"{number * 1e3:.1f} µs"
-    if abs(number) >= 100:
-        return f"{number:,.0f} ms"
-    return f"{number:.2f} ms"
+
+    def text(number: float) -> str:
+        if abs(number) < 0.1:
+            return f"{number * 1e3:.1f} µs"
+        return f"{number:,.0f} ms" if abs(number) >= 100 else f"{number:.2f} ms"
+
+    return _finite(value, missing, text)
 
 
 def seconds(value: Any, missing: str = MISSING, digits: int = 1) -> str:
     """A duration recorded in seconds (a compile, a probe's phase): 12.3 s."""
-    number = as_number(value)
-    if number is None:
-        return missing
-    if not math.isfinite(number):
-        return sci(number)
-    return f"{number:.{digits}f} s"
+    return _finite(value, missing, lambda number: f"{number:.{digits}f} s")
 
 
 def mebibytes(value: Any, missing: str = MISSING) -> str:
     """A memory figure recorded in MiB: 1234 MiB."""
-    number = as_number(value)
-    if number is None:
-        return missing
-    if not math.isfinite(number):
-        return sci(number)
-    return f"{number:.0f} MiB"
+    return _finite(value, missing, lambda number: f"{number:.0f} MiB")
 
 
 def times(value: Any, missing: str = MISSING, digits: int = 2) -> str:
     """A speedup or a ratio of errors: 1.23x."""
-    number = as_number(value)
-    if number is None:
-        return missing
-    if not math.isfinite(number):
-        return sci(number)
-    return f"{number:,.{digits}f}x"
+    return _finite(value, missing, lambda number: f"{number:,.{digits}f}x")
 
 
 def speedup_range(ratio: Any, low: Any, high: Any, missing: str = MISSING) -> str:
@@ -91,12 +84,7 @@ def percent(fraction: Any, missing: str = MISSING) -> str:
 
 def count(value: Any, missing: str = MISSING) -> str:
     """A count, or a count per call: 404, 12.5."""
-    number = as_number(value)
-    if number is None:
-        return missing
-    if not math.isfinite(number):
-        return sci(number)
-    return f"{number:,.0f}" if number == int(number) else f"{number:,.1f}"
+    return _finite(value, missing, lambda n: f"{n:,.0f}" if n == int(n) else f"{n:,.1f}")
 
 
 def plural(n: int, word: str) -> str:
