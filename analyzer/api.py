@@ -23,10 +23,16 @@ from torch import nn
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
 from analyzer.runner.diagnose import diagnose
-from analyzer.runner.settings import benchmark_settings, compile_settings, selected_probes
+from analyzer.runner.settings import (
+    benchmark_settings,
+    compile_settings,
+    selected_probes,
+    what_if_request,
+)
 from analyzer.runner.settings import out_dir as resolve_out_dir
 from probes.errors import TargetError
 from probes.records.benchmark import BenchmarkSettings
+from probes.records.speed import WHAT_IF_AUTO
 from probes.targets.module import DEFAULT_COMPILE_HOW, ModuleRunDefaults, module_target
 
 
@@ -44,6 +50,7 @@ def diagnose_module(
     compile_how: str = DEFAULT_COMPILE_HOW,
     benchmark: BenchmarkSettings | None = None,
     rng_what_if: bool | None = None,
+    what_if: str | Iterable[str] = WHAT_IF_AUTO,
 ) -> Diagnosis:
     """Diagnose `torch.compile` on `model` called with `inputs`; return the `Diagnosis`.
 
@@ -70,6 +77,9 @@ def diagnose_module(
         benchmark: iteration counts and seed; `BenchmarkSettings(20, 10, 3)` when None.
         rng_what_if: compile the training step once more with dropout off, to tell random
             numbers from arithmetic in a training difference; None: on CUDA only.
+        what_if: the what-ifs for speed (`probes.records.speed.WHAT_IFS`), each one more compile
+            timed against eager and the default compile: "auto" (those the time attribution
+            points to), "none", "all", or a list of names.
 
     Returns:
         The `Diagnosis`: `findings` (each with `.code`, `.name`, `.severity`, `.evidence`,
@@ -80,6 +90,7 @@ def diagnose_module(
             inputs the model fails on, a loss that is not a scalar tensor).
     """
     selected, notes = selected_probes(probes)
+    what_ifs = what_if_request(what_if)
     settings = compile_settings(mode, backend, compile_how)
     benchmark = benchmark or benchmark_settings(ModuleRunDefaults())
     try:
@@ -102,4 +113,5 @@ def diagnose_module(
         probes=selected,
         notes=notes,
         rng_what_if=rng_what_if,
+        what_if=what_ifs,
     )

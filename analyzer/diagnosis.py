@@ -28,6 +28,9 @@ def tool_version() -> str:
 @dataclass
 class Diagnosis:
     command: str
+    # Per entry point, the measured setting to use or why none of those tried helps
+    # (`analyzer.rules.speed.recommend`), first in `diagnosis.json` so that it is read first.
+    recommendation: dict[str, Any] | None = None
     target: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     compile_settings: dict[str, Any] = field(default_factory=dict)

@@ -16,7 +16,7 @@ What it fills, a `BenchmarkResult` with the reference report's Raw Data, is defi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -34,19 +34,25 @@ from probes.timing import measure_interleaved, synchronize, time_first_call
 
 
 class TrainingLoop:
-    """One side's training: its own copy, optimiser and per-step seeds."""
+    """One side's training: its own copy, optimiser and per-step seeds.
+
+    `optimizer_options` are Adam's extra arguments (`{"fused": True}` for a what-if).
+    """
 
     def __init__(
         self,
         policy: nn.Module,
         loss: Callable[[nn.Module], torch.Tensor],
         settings: BenchmarkSettings,
+        optimizer_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.policy = policy
         self.loss = loss
         self.settings = settings
         self.parameters = [p for p in policy.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self.parameters, lr=settings.learning_rate)
+        self.optimizer = torch.optim.Adam(
+            self.parameters, lr=settings.learning_rate, **(optimizer_options or {})
+        )
         self.step_index = 0
         self.losses: list[torch.Tensor] = []
         self.grad_norms: list[torch.Tensor] = []

@@ -59,8 +59,12 @@ def test_training_loss_difference_is_explained_by_random_numbers(inductor_act_di
 
 
 def test_cpu_run_says_the_reduce_overhead_what_if_needs_a_gpu(inductor_act_diagnosis) -> None:
-    for entry in inductor_act_diagnosis["probes"]["kernels"]["entry_points"]:
-        assert "needs a GPU" in entry["reduce_overhead"]["reason"]
+    tried = [
+        w for w in inductor_act_diagnosis["probes"]["what_ifs"] if w["name"] == "reduce-overhead"
+    ]
+    assert {w["entry_point"] for w in tried} == {"inference", "training"}
+    for what_if in tried:
+        assert what_if["status"] == "not-run" and "needs a GPU" in what_if["reason"]
 
 
 def test_kernel_profiles_find_the_compiled_region_on_the_compiled_side_only(

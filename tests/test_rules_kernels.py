@@ -1,4 +1,9 @@
-"""Kernel-timing rules on recorded probe results (tests/fixtures/kernels_*.json), without torch."""
+"""Kernel-timing rules on recorded probe results (tests/fixtures/kernels_*.json), without torch.
+
+The reduce-overhead what-if that goes with each kernels fixture is recorded where the speed
+what-ifs are, `probes["what_ifs"]`: `tests/fixtures/speed_reduce_overhead.json` holds it per
+fixture name.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from analyzer.rules import RULE_MODULES
 from analyzer.rules.kernels import OUTSIDE_SHARE, check, check_trace
 from probes.records.kernels import LAUNCH_BOUND_BUSY
 from probes.records.reference import REFERENCE_SPEEDUP
+from probes.records.speed import REDUCE_OVERHEAD
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -21,13 +27,34 @@ def load(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"kernels_{name}.json").read_text())
 
 
+def what_ifs(name: str) -> list[dict[str, Any]]:
+    """The what-ifs recorded with the kernels fixture `name`."""
+    return json.loads((FIXTURES / "speed_reduce_overhead.json").read_text())[name]
+
+
+def reduce_overhead(name: str, entry_point: str) -> dict[str, Any]:
+    return next(
+        w
+        for w in what_ifs(name)
+        if w["entry_point"] == entry_point and w["name"] == REDUCE_OVERHEAD
+    )
+
+
 def entry(report: dict[str, Any], name: str) -> dict[str, Any]:
     return next(e for e in report["entry_points"] if e["name"] == name)
 
 
-def findings_for(report: dict[str, Any], rule: str) -> dict[str, Finding]:
+def findings_for(
+    report: dict[str, Any], rule: str, recorded: list[dict[str, Any]] | None = None
+) -> dict[str, Finding]:
     """Findings of one rule, keyed by the entry point they are about."""
-    return {f.evidence["entry_point"]: f for f in check({"kernels": report}) if f.name == rule}
+    probes = {"kernels": report, "what_ifs": recorded or []}
+    return {f.evidence["entry_point"]: f for f in check(probes) if f.name == rule}
+
+
+def launch_bound(name: str) -> Finding:
+    """The launch-bound finding on select_action of fixture `name`, with its what-ifs."""
+    return findings_for(load(name), "launch-bound", what_ifs(name))["select_action"]
 
 
 def test_kernels_family_is_registered() -> None:
@@ -53,44 +80,52 @@ def test_busy_gpu_is_not_launch_bound() -> None:
 
 
 def test_launch_bound_carries_the_measured_reduce_overhead_speedup() -> None:
-    report = load("launch_bound_measured")
-    what_if = entry(report, "select_action")["reduce_overhead"]
-    finding = findings_for(report, "launch-bound")["select_action"]
-    assert finding.measured_fix["speedup_over_eager"] == what_if["speedup_over_eager"]["ratio"]
-    assert finding.measured_fix["speedup_over_default"] == what_if["speedup_over_default"]["ratio"]
-    assert finding.impact_ms == pytest.approx(
-        what_if["default"]["median_ms"] - what_if["reduce_overhead"]["median_ms"]
-    )
+    what_if = reduce_overhead("launch_bound_measured", "select_action")
+    finding = launch_bound("launch_bound_measured")
+    assert finding.measured_fix["speedup_vs_eager_x"] == what_if["speedup_vs_eager"]
+    assert finding.measured_fix["speedup_vs_default_x"] == what_if["speedup_vs_default"]
+    assert finding.impact_ms == pytest.approx(what_if["default_median_ms"] - what_if["median_ms"])
 
 
 def test_a_clear_measured_speedup_makes_the_finding_high_confidence() -> None:
-    report = load("launch_bound_measured")
-    what_if = entry(report, "select_action")["reduce_overhead"]
-    assert what_if["speedup_over_default"]["low"] > REFERENCE_SPEEDUP
-    finding = findings_for(report, "launch-bound")["select_action"]
+    what_if = reduce_overhead("launch_bound_measured", "select_action")
+    assert what_if["speedup_vs_default_low"] > REFERENCE_SPEEDUP
+    finding = launch_bound("launch_bound_measured")
     assert finding.confidence == "high"
     assert 'mode="reduce-overhead"' in finding.next_steps[0]
 
 
 def test_launch_bound_without_the_what_if_says_why_it_was_not_measured() -> None:
-    report = load("launch_bound_not_measured")
-    finding = findings_for(report, "launch-bound")["select_action"]
+    finding = launch_bound("launch_bound_not_measured")
     assert finding.measured_fix is None
     assert finding.confidence == "medium"
-    reason = entry(report, "select_action")["reduce_overhead"]["reason"]
+    reason = reduce_overhead("launch_bound_not_measured", "select_action")["reason"]
     assert finding.evidence["reduce_overhead_what_if"] == reason
 
 
+def test_launch_bound_without_any_what_if_recorded_says_it_was_not_run() -> None:
+    finding = findings_for(load("launch_bound_measured"), "launch-bound")["select_action"]
+    assert finding.measured_fix is None
+    assert finding.evidence["reduce_overhead_what_if"] == "not run"
+
+
+def test_a_what_if_of_another_entry_point_is_not_this_ones_fix() -> None:
+    moved = [w | {"entry_point": "training_step"} for w in what_ifs("launch_bound_measured")]
+    finding = findings_for(load("launch_bound_measured"), "launch-bound", moved)
+    assert finding["select_action"].measured_fix is None
+
+
 def test_a_cudagraph_skip_reason_becomes_a_next_step() -> None:
-    report = load("reduce_overhead_skipped")
-    reason = entry(report, "select_action")["reduce_overhead"]["cudagraph_skip_reasons"][0]
-    finding = findings_for(report, "launch-bound")["select_action"]
+    reason = reduce_overhead("reduce_overhead_skipped", "select_action")["cudagraph_skip_reasons"][
+        0
+    ]
+    finding = launch_bound("reduce_overhead_skipped")
     assert finding.measured_fix["cudagraph_skip_reasons"] == [reason]
     assert any(reason in step for step in finding.next_steps)
 
 
 def test_reduce_overhead_that_did_not_help_is_not_recommended_as_a_fix() -> None:
-    finding = findings_for(load("reduce_overhead_skipped"), "launch-bound")["select_action"]
+    finding = launch_bound("reduce_overhead_skipped")
     assert finding.confidence == "medium"
     assert "did not clearly help" in finding.next_steps[0]
 

@@ -13,8 +13,14 @@ from rich.console import Console
 
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
-from analyzer.runner.settings import DEFAULT_OUT_ROOT, MODES, benchmark_settings
+from analyzer.runner.settings import (
+    DEFAULT_OUT_ROOT,
+    MODES,
+    benchmark_settings,
+    what_if_request,
+)
 from probes.records.names import DEFAULT_SEED
+from probes.records.speed import MAX_AUTOTUNE, WHAT_IF_AUTO, WHAT_IFS
 
 if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
     from probes.targets.target import CompileSettings
@@ -58,6 +64,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="compile the training step once more with every dropout off, to tell random "
         "numbers from arithmetic in a training difference (default: on CUDA yes, on a CPU no: "
         "there it is one more full compile)",
+    )
+    parser.add_argument(
+        "--what-if",
+        default=WHAT_IF_AUTO,
+        metavar="auto|none|all|NAMES",
+        help="what-ifs for speed, each one more compile timed against eager and the default: "
+        f"auto (default: those the time attribution points to), none, all, or names among "
+        f"{', '.join(WHAT_IFS)} (comma-separated; {MAX_AUTOTUNE} runs only when named or all)",
     )
     parser.add_argument(
         "--fresh-cache",
@@ -161,6 +175,7 @@ def diagnose_and_show(
             progress=progress,
             localize=args.localize,
             rng_what_if=args.rng_what_if,
+            what_if=what_if_request(args.what_if, option="--what-if"),
             fresh_cache=args.fresh_cache,
         )
     show(diagnosis, args)

@@ -1,4 +1,5 @@
-"""The whole diagnosis as a user reads it: setting, verdict, findings, then the detail tables."""
+"""The whole diagnosis as a user reads it: setting, verdict, recommendation, findings, then the
+detail tables (benchmark, where the time goes, graph breaks, divergence, kernels)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from analyzer.render.divergence import divergence_view
 from analyzer.render.findings import render_findings
 from analyzer.render.graph_breaks import graph_breaks_view
 from analyzer.render.kernels import kernel_report_view
+from analyzer.render.speed import has_speed_record, recommendation_lines, speed_view
 from probes.records import target as keys
 from probes.records.names import COMPILE_TRACE, DIVERGENCE, GRAPH_BREAKS, KERNELS
 
@@ -93,6 +95,9 @@ def diagnosis_view(diagnosis: Mapping[str, Any]) -> RenderableType:
         parts.append(Text())
         parts.append(verdict_line(verdict, compilation_error))
         parts.extend(reading_lines(verdict))
+    recommendation = recommendation_lines(diagnosis.get("recommendation"))
+    if recommendation:
+        parts += [Text(), *recommendation]
     for probe, error in diagnosis.get("probe_errors", {}).items():
         parts.append(Text(f"probe {probe} failed: {error}", style="bold red"))
     parts.append(Text())
@@ -100,6 +105,8 @@ def diagnosis_view(diagnosis: Mapping[str, Any]) -> RenderableType:
     parts.append(Text())
     parts.append(benchmark_view(diagnosis))
     probes = diagnosis.get("probes") or {}
+    if has_speed_record(probes):
+        parts.extend([Text(), speed_view(probes)])
     if probes.get(GRAPH_BREAKS):
         parts.extend([Text(), graph_breaks_view(probes[GRAPH_BREAKS])])
     if probes.get(DIVERGENCE):

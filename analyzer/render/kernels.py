@@ -1,5 +1,6 @@
 """Rich renderables for kernel timing: one trace's summary (`compile-diagnose trace`), and the
-kernels probe's eager/compiled report with its reduce-overhead what-if.
+kernels probe's eager/compiled report (the what-ifs, reduce-overhead among them, are the speed
+section's: `analyzer.render.speed`).
 
 Both take the record (`TraceSummary`, `KernelTimingReport` in `probes/records/kernels.py`) or its
 JSON form, so a live run and a `diagnosis.json` read back render alike; they decide nothing (the
@@ -19,14 +20,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.format import MISSING, count, ms, percent, speedup_range
+from analyzer.format import MISSING, count, ms, percent
 from probes.records.kernels import (
     COMPILED_REGION_PREFIX,
     CUBLAS,
     CUDNN,
-    FAILED,
     KERNEL,
-    MEASURED,
     MEMCPY,
     MEMSET,
     OTHER,
@@ -217,30 +216,8 @@ def call_comparison_table(entry: Mapping[str, Any]) -> Table:
     return table
 
 
-def what_if_text(what_if: Mapping[str, Any]) -> Text:
-    status = what_if.get("status")
-    if status != MEASURED:
-        verb = "failed" if status == FAILED else "not run"
-        return Text(f"reduce-overhead what-if {verb}: {what_if.get('reason')}")
-    eager = what_if["speedup_over_eager"]
-    default = what_if["speedup_over_default"]
-    text = Text("reduce-overhead (CUDA graphs), timed interleaved: ", style="bold")
-    text.append(
-        f"{ms(what_if['reduce_overhead']['median_ms'])} median, "
-        f"{_speedup(eager)} over eager, {_speedup(default)} over default compiled"
-    )
-    if what_if.get("cudagraph_skip_reasons"):
-        text.append("; cudagraph skipped: " + "; ".join(what_if["cudagraph_skip_reasons"]))
-    return text
-
-
-def _speedup(speedup: Mapping[str, Any]) -> str:
-    """A recorded `Speedup.summary()` with its range."""
-    return speedup_range(speedup.get("ratio"), speedup.get("low"), speedup.get("high"))
-
-
 def kernel_report_view(report: Any) -> RenderableType:
-    """Per entry point: the eager/compiled table, the what-if, the compiled side's top kernels."""
+    """Per entry point: the eager/compiled table and the compiled side's top kernels."""
     r = _record(report)
     parts: list[RenderableType] = [
         Text(
@@ -255,7 +232,6 @@ def kernel_report_view(report: Any) -> RenderableType:
             parts.append(
                 Text(f"No device activity recorded: device rows do not apply ({MISSING}).")
             )
-        parts.append(what_if_text(entry.get("reduce_overhead") or {}))
         compiled = entry[COMPILED]
         if compiled.get("top_kernels"):
             parts.append(

@@ -2,8 +2,9 @@
 
 The same sections as the reference report (environment, compilation, correctness, performance,
 consistency, criteria, overall result, raw data), so the two can be read side by side, plus
-what that report lacks: whether compiled code ran, the findings with their causes and next steps,
-and how each failed criterion is explained.
+what that report lacks: the recommendation first, whether compiled code ran, where each call's
+time goes with the what-ifs measured, the findings with their causes and next steps, and how each
+failed criterion is explained.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from analyzer.findings import Finding
 from analyzer.format import MISSING, NOT_MEASURED, ms, sci, times
 from analyzer.render.benchmark import criteria_by_name, criterion_shortfall
 from analyzer.render.findings_markdown import findings_markdown
+from analyzer.render.speed import recommendation_markdown, speed_markdown
 from probes.records import target as keys
 from probes.records.names import BENCHMARK, ENTRY_POINTS
 from probes.records.reference import SPEEDUP_KEY, TIME_COMPILED_KEY, TIME_ORIGINAL_KEY
@@ -61,6 +63,7 @@ def report_markdown(diagnosis: Mapping[str, Any]) -> str:
     lines = [
         f"# compile-diagnose report: {policy.upper()}",
         "",
+        *recommendation_markdown(diagnosis.get("recommendation")),
         "## Environment",
         "",
         f"- **Policy**: {policy} (preset {target.get(keys.PRESET, MISSING)})",
@@ -119,6 +122,7 @@ def report_markdown(diagnosis: Mapping[str, Any]) -> str:
         "",
         *_overall_lines(diagnosis.get("verdict")),
     ]
+    lines += speed_markdown(diagnosis.get("probes") or {})
     lines += [
         "## Diagnosis",
         "",

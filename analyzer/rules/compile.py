@@ -2,7 +2,8 @@
 
 They read the recorded `probes["graph_breaks"]` and `probes["benchmark"]["capture"]` (their
 schema: `probes.records.compile`) and, to point a finding at its frame in the tlparse report,
-`probes["compile_trace"]` (`probes.records.compile_trace`).
+`probes["compile_trace"]` (`probes.records.compile_trace`); a graph break's cost per call comes
+from `probes["speed"]` (`probes.records.speed.BreakCost`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from analyzer.findings import (
     make_finding,
     prose,
 )
-from analyzer.format import short_path
+from analyzer.format import ms, short_path
 from probes.records.compile import (
     CATEGORY_LABELS,
     DATA_DEPENDENT_BRANCH,
@@ -34,7 +35,8 @@ from probes.records.compile import (
     UNSUPPORTED_CALL,
     entry_point_reports,
 )
-from probes.records.names import BENCHMARK, COMPILE_TRACE, GRAPH_BREAKS, RECOMPILES
+from probes.records.names import BENCHMARK, COMPILE_TRACE, GRAPH_BREAKS, RECOMPILES, SPEED
+from probes.records.serialize import as_number
 
 # --- the rules of this family, documented beside their checks --------------------
 
@@ -85,8 +87,8 @@ GRAPH_BREAK = Rule(
         "into separate graphs: the reason (with torch's graph-break id, `GBnnnn`, where it has",
         "one), the file, line and source line in your code, how often it was hit, a category",
         "you can act on (scalar read, data-dependent control flow, print/logging, unsupported",
-        "call, dynamic shape, other) and, with the kernel-timing probe, the time spent outside",
-        "compiled regions because of it.",
+        "call, dynamic shape, other) and, with the speed probe, the eager time per call between",
+        "the compiled regions it separates.",
     ),
     why_it_matters=prose(
         "At a break dynamo ends the current graph, runs the offending code as eager Python and",
@@ -237,9 +239,13 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
     recompile_report = ((traces.get(RECOMPILES) or {}).get("tlparse") or {}).get("index_html")
     if isinstance(section, Mapping):
         fullgraph = section.get(FULLGRAPH_KEY) or {}
+        speed = probes.get(SPEED) or {}
         for entry_point, report in entry_point_reports(section).items():
             found = graph_break_findings(entry_point, report, fullgraph.get(entry_point))
-            findings += [_with_traced_frame(f, traced_breaks) for f in found]
+            costs = (speed.get(entry_point) or {}).get("break_costs") or []
+            findings += [
+                _with_break_cost(_with_traced_frame(f, traced_breaks), costs) for f in found
+            ]
         for entry_point, report in (section.get(RECOMPILES_KEY) or {}).items():
             for found in recompilation_findings(str(entry_point), report):
                 if recompile_report and "tlparse_frames" in found.evidence:
@@ -266,6 +272,33 @@ def _with_traced_frame(finding: Finding, traced_breaks: Sequence[Mapping[str, An
         if Path(str(traced.get("filename"))).name == Path(location.filename).name:
             finding.evidence["tlparse_frame"] = traced.get("frame_id")
             break
+    return finding
+
+
+def _same_line(location: SourceLocation, recorded: Any) -> bool:
+    """A recorded location on the same line of the same file (by name, as paths may differ in
+    form between records)."""
+    other = SourceLocation.from_record(recorded)
+    return (
+        other is not None
+        and other.lineno == location.lineno
+        and Path(other.filename).name == Path(location.filename).name
+    )
+
+
+def _with_break_cost(finding: Finding, break_costs: Sequence[Mapping[str, Any]]) -> Finding:
+    """Add the eager time per call between the compiled regions this break separates, as the
+    speed probe measured it at the break's line."""
+    location = finding.location
+    costs = [c for c in break_costs if location and _same_line(location, c.get("location"))]
+    cost_ms = [as_number(c.get("ms_per_call")) for c in costs]
+    if not costs or any(value is None for value in cost_ms):
+        return finding
+    total = sum(value for value in cost_ms if value is not None)
+    finding.evidence["cost_ms_per_call"] = total
+    finding.evidence["resumed_frames"] = [str(c.get("compile_id")) for c in costs]
+    finding.impact_ms = total
+    finding.cause += f" The eager code at the break costs {ms(total)} per call."
     return finding
 
 

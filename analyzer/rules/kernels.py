@@ -4,6 +4,8 @@ compiled code.
 They read the recorded kernel-timing probe (`probes["kernels"]`, a `KernelTimingReport` as JSON)
 and, through `check_trace`, a single `TraceSummary` as JSON (`compile-diagnose trace`); both
 results, the launch-bound threshold and the profiler's words are in `probes/records/kernels.py`.
+A launch-bound call's remedy, the reduce-overhead what-if, is read from `probes["what_ifs"]`
+(`probes/records/speed.py`).
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose, rank
 from analyzer.format import count, ms, percent, plural, times
+from analyzer.rules.speed import saved_ms, what_if_fix, what_ifs_of
 from probes.records.kernels import (
     COMPILED_REGION_PREFIX,
     KERNEL,
     LAUNCH_BOUND_BUSY,
-    MEASURED,
     MEMCPY,
     MEMSET,
 )
 from probes.records.names import COMPILED, EAGER, KERNELS
 from probes.records.reference import REFERENCE_SPEEDUP
 from probes.records.serialize import as_number
+from probes.records.speed import REDUCE_OVERHEAD, WHAT_IF_MEASURED
 
 # --- the rules of this family, documented beside their checks --------------------
 
@@ -101,6 +104,9 @@ EAGER_WORK_OUTSIDE_COMPILED_REGION = Rule(
     ),
 )
 
+# What a user changes to replay CUDA graphs (the launch-bound finding's next step).
+REDUCE_OVERHEAD_CHANGE = 'torch.compile(model, mode="reduce-overhead")'
+
 RULES: tuple[Rule, ...] = (
     LAUNCH_BOUND,
     EAGER_WORK_OUTSIDE_COMPILED_REGION,
@@ -118,12 +124,19 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
         return []
     findings: list[Finding] = []
     for entry in report.get("entry_points") or []:
+        name = str(entry.get("name", ""))
         compiled = entry.get(COMPILED) or {}
-        found = launch_bound_call(entry, report)
+        found = launch_bound_call(entry, report, reduce_overhead_of(probes, name))
         findings += [found] if found else []
-        found = outside_compiled_call(str(entry.get("name", "")), compiled)
+        found = outside_compiled_call(name, compiled)
         findings += [found] if found else []
     return findings
+
+
+def reduce_overhead_of(probes: Mapping[str, Any], entry_point: str) -> Mapping[str, Any]:
+    """The entry point's recorded reduce-overhead what-if (`probes["what_ifs"]`); {} if none."""
+    found = (w for w in what_ifs_of(probes, entry_point) if w.get("name") == REDUCE_OVERHEAD)
+    return next(found, {})
 
 
 def check_trace(summary: Mapping[str, Any]) -> list[Finding]:
@@ -132,7 +145,10 @@ def check_trace(summary: Mapping[str, Any]) -> list[Finding]:
     return rank([f for f in findings if f is not None])
 
 
-def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Finding | None:
+def launch_bound_call(
+    entry: Mapping[str, Any], report: Mapping[str, Any], what_if: Mapping[str, Any]
+) -> Finding | None:
+    """`what_if`: the entry point's reduce-overhead what-if as recorded, {} where none was."""
     name = str(entry.get("name", ""))
     compiled = entry.get(COMPILED) or {}
     eager = entry.get(EAGER) or {}
@@ -157,8 +173,7 @@ def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Fi
         "eager_kernels_per_call": as_number(eager.get("kernels_per_call")),
         "traces": [p for p in (eager.get("trace_path"), compiled.get("trace_path")) if p],
     }
-    what_if = entry.get("reduce_overhead") or {}
-    fix = _measured_fix(what_if)
+    fix = what_if_fix(what_if) if what_if.get("status") == WHAT_IF_MEASURED else None
     if fix is None:
         evidence["reduce_overhead_what_if"] = what_if.get("reason", "not run")
     helped = fix is not None and _fix_clears_the_bar(fix)
@@ -171,7 +186,7 @@ def launch_bound_call(entry: Mapping[str, Any], report: Mapping[str, Any]) -> Fi
         evidence=evidence,
         next_steps=_launch_bound_steps(fix, what_if, report.get("tensorboard_command")),
         measured_fix=fix,
-        impact_ms=_saved_ms(fix) if fix is not None else idle_ms,
+        impact_ms=saved_ms(what_if) if fix is not None else idle_ms,
     )
 
 
@@ -209,38 +224,9 @@ def _percent_figure(fraction: Any) -> float | None:
     return None if number is None else round(100 * number, 1)
 
 
-def _measured_fix(what_if: Mapping[str, Any]) -> dict[str, Any] | None:
-    if what_if.get("status") != MEASURED:
-        return None
-    over_eager = what_if.get("speedup_over_eager") or {}
-    over_default = what_if.get("speedup_over_default") or {}
-    return {
-        "change": 'torch.compile(..., mode="reduce-overhead")',
-        "speedup_over_eager": over_eager.get("ratio"),
-        "speedup_over_eager_low": over_eager.get("low"),
-        "speedup_over_eager_high": over_eager.get("high"),
-        "speedup_over_default": over_default.get("ratio"),
-        "speedup_over_default_low": over_default.get("low"),
-        "speedup_over_default_high": over_default.get("high"),
-        "eager_median_ms": (what_if.get(EAGER) or {}).get("median_ms"),
-        "default_median_ms": (what_if.get("default") or {}).get("median_ms"),
-        "reduce_overhead_median_ms": (what_if.get("reduce_overhead") or {}).get("median_ms"),
-        "first_call_s": what_if.get("first_call_s"),
-        "cudagraph_skips": what_if.get("cudagraph_skips"),
-        "cudagraph_skip_reasons": list(what_if.get("cudagraph_skip_reasons") or []),
-    }
-
-
-def _saved_ms(fix: Mapping[str, Any]) -> float | None:
-    default, replayed = fix.get("default_median_ms"), fix.get("reduce_overhead_median_ms")
-    if as_number(default) is None or as_number(replayed) is None:
-        return None
-    return float(default) - float(replayed)
-
-
 def _fix_clears_the_bar(fix: Mapping[str, Any]) -> bool:
     """A measured speedup is a fix when even its pessimistic end clears the reference bar."""
-    return (as_number(fix["speedup_over_default_low"]) or 0) > REFERENCE_SPEEDUP
+    return (as_number(fix.get("speedup_vs_default_low_x")) or 0) > REFERENCE_SPEEDUP
 
 
 def _launch_bound_steps(
@@ -248,19 +234,19 @@ def _launch_bound_steps(
 ) -> list[str]:
     steps: list[str] = []
     if fix is None:
-        steps.append('torch.compile(model, mode="reduce-overhead")  # CUDA graphs: one launch')
+        steps.append(f"{REDUCE_OVERHEAD_CHANGE}  # CUDA graphs: one launch")
         if what_if.get("reason"):
             steps.append(f"not measured here: {what_if['reason']}")
     elif _fix_clears_the_bar(fix):
         steps.append(
-            'torch.compile(model, mode="reduce-overhead")  # measured '
-            f"{times(fix['speedup_over_eager'], '?x')} over eager, "
-            f"{times(fix['speedup_over_default'], '?x')} over default"
+            f"{REDUCE_OVERHEAD_CHANGE}  # measured "
+            f"{times(fix['speedup_vs_eager_x'], '?x')} over eager, "
+            f"{times(fix['speedup_vs_default_x'], '?x')} over default"
         )
     else:
         steps.append(
             "reduce-overhead was measured and did not clearly help "
-            f"({times(fix['speedup_over_default'], '?x')} over default): look for the host work "
+            f"({times(fix['speedup_vs_default_x'], '?x')} over default): look for the host work "
             "between kernels in the trace"
         )
     for reason in (fix or {}).get("cudagraph_skip_reasons") or []:

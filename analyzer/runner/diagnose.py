@@ -17,6 +17,7 @@ from pathlib import Path
 from analyzer.diagnosis import Diagnosis
 from analyzer.runner.run import DiagnosisRun
 from probes.records.benchmark import BenchmarkSettings
+from probes.records.speed import WHAT_IF_AUTO
 from probes.targets.target import CompileSettings, Target
 
 # torch's own warnings (e.g. "Graph break from `Tensor.item()`") repeat, unlocated, what the
@@ -36,6 +37,7 @@ def diagnose(
     progress: Callable[[str], None] = lambda _text: None,
     localize: bool | None = None,
     rng_what_if: bool | None = None,
+    what_if: str | Collection[str] = WHAT_IF_AUTO,
     fresh_cache: bool = False,
 ) -> Diagnosis:
     """Run the probes on a built target and return what they measured and concluded."""
@@ -51,6 +53,7 @@ def diagnose(
         localize=localize,
         probes=probes,
         rng_what_if=rng_what_if,
+        what_if=what_if,
     )
     with quiet_torch_warnings(), inductor_cache(fresh_cache):
         return run.run()

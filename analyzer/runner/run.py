@@ -4,8 +4,10 @@ Order matters:
 1. graph breaks (explain, fullgraph) on fresh copies: they reset dynamo, so they run before
    anything that will be timed is compiled;
 2. the benchmark compiles each entry point once and times it;
-3. the kernel profiles and the recompile scenarios reuse the benchmark's compiled copies (the
-   scenarios last, since they add cache entries and may make shapes dynamic).
+3. the kernel profiles (and the time attribution read from them) reuse the benchmark's compiled
+   copies; the what-ifs for speed compile twins of their own, each timed against those copies and
+   chosen from the attribution; the recompile scenarios come last, since they add cache entries
+   and may make shapes dynamic.
 Each probe's result is recorded as soon as it exists; a probe that raises is recorded as an error
 and the others still run.
 """
@@ -24,6 +26,7 @@ import torch
 from analyzer.diagnosis import Diagnosis
 from analyzer.rules import run_rules
 from analyzer.rules.divergence_reading import complete_divergence_record
+from analyzer.rules.speed import recommend
 from analyzer.runner.interrupt import InterruptWatch
 from analyzer.runner.settings import DEFAULT_OUT_ROOT
 from analyzer.runner.writer import DiagnosisWriter, PhaseClock
@@ -39,6 +42,7 @@ from probes.errors import error_line
 from probes.kernels.profiling import profile_kernels
 from probes.records.benchmark import BenchmarkSettings
 from probes.records.compile import (
+    SCALAR_READ,
     FullgraphResult,
     GraphBreakReport,
     RecompileReport,
@@ -46,6 +50,7 @@ from probes.records.compile import (
 )
 from probes.records.compile_trace import CompileTracePhase, CompileTraceRecord
 from probes.records.divergence import DROPOUT_OFF, RNG_FREE
+from probes.records.kernels import KernelTimingReport
 from probes.records.names import (
     BENCHMARK,
     COMPILE_TRACE,
@@ -54,10 +59,15 @@ from probes.records.names import (
     INFERENCE,
     KERNELS,
     RECOMPILES,
+    SPEED,
+    SPEED_WHAT_IFS,
     TRAINING,
 )
 from probes.records.serialize import to_jsonable
+from probes.records.speed import WHAT_IF_AUTO, EntrySpeed
 from probes.records.target import BATCH_SIZE
+from probes.speed.attribution import attribute_entry_point
+from probes.speed.what_ifs import EntryEvidence, WhatIfEvidence, plan_what_ifs, run_what_ifs
 from probes.targets.target import CompileSettings, Target
 
 Progress = Callable[[str], None]
@@ -76,8 +86,10 @@ class DiagnosisRun:
         localize: bool | None = None,
         probes: Collection[str] | None = None,
         rng_what_if: bool | None = None,
+        what_if: str | Collection[str] = WHAT_IF_AUTO,
     ) -> None:
         self.target = target
+        self.what_if = what_if  # --what-if: auto, none, all or names
         self.rng_what_if = rng_what_if  # None: on CUDA (or with localize), not on a CPU
         self.probes = probes  # the names of the probes to run; None runs them all
         self.localize = localize
@@ -93,6 +105,8 @@ class DiagnosisRun:
         self.fullgraph: list[FullgraphResult] = []
         self.recompiles: list[RecompileReport] = []
         self.compile_traces: dict[str, CompileTraceRecord] = {}
+        self.kernels: KernelTimingReport | None = None
+        self.speed: dict[str, EntrySpeed] = {}
         self.interrupt = InterruptWatch()
 
     def run(self) -> Diagnosis:
@@ -110,6 +124,7 @@ class DiagnosisRun:
                     self._probe(BENCHMARK, self._run_benchmark)
                 if self._compiled_ok():
                     self._probe(KERNELS, self._run_kernels)
+                    self._probe(SPEED_WHAT_IFS, self._run_what_ifs)
                     self._probe(DIVERGENCE, self._run_divergence)
                     with self._compile_trace(RECOMPILES):
                         self._probe(RECOMPILES, self._run_recompiles)
@@ -131,6 +146,7 @@ class DiagnosisRun:
         diagnosis.verdict = verdict_record(
             diagnosis.reference_metrics, diagnosis.probes.get(BENCHMARK), diagnosis.findings
         )
+        diagnosis.recommendation = recommend(diagnosis.probes) or None
         self.diagnosis.phase_seconds["total"] = self.clock.total()
         self.writer.save()
 
@@ -240,11 +256,65 @@ class DiagnosisRun:
             out_dir=self.out_dir or DEFAULT_OUT_ROOT,
             warmup=1,
             calls=PROFILED_CALLS,
-            reduce_overhead=self._reduce_overhead_call,
-            what_if_iters=self.benchmark_settings.iters_inference,
-            what_if_warmup=self.benchmark_settings.warmup,
         )
+        self.kernels = report
         self.writer.record_probe(KERNELS, report)
+        self._phase("attributing the time of each call")
+        capture = to_jsonable(self.benchmark.result.capture)
+        for entry in report.entry_points:
+            self.speed[entry.name] = attribute_entry_point(
+                entry.name,
+                entry.eager.trace_path,
+                entry.compiled.trace_path,
+                device_type=target.device.type,
+                compiled_frames=(capture.get(entry.name) or {}).get("frames") or [],
+            )
+        self.writer.record_probe(SPEED, self.speed)
+
+    def _run_what_ifs(self) -> None:
+        """More compiles of the model, one per lever; by default those the attribution points to."""
+        target = self.target
+        plan = plan_what_ifs(self.what_if, self._what_if_evidence())
+        calls = {INFERENCE: self._inference_call}
+        if target.loss is not None:
+            calls[TRAINING] = self._training_call
+        eager, compiled = self.benchmark.eager, self.benchmark.compiled
+        results = run_what_ifs(
+            target,
+            self.compile_settings,
+            self.benchmark_settings,
+            plan,
+            {name: (call(eager), call(compiled)) for name, call in calls.items()},
+            on_phase=self._phase,
+        )
+        self.writer.record_probe(SPEED_WHAT_IFS, results)
+
+    def _what_if_evidence(self) -> WhatIfEvidence:
+        """The figures the what-if plan reads, per entry point: all measured earlier."""
+        busy = {}
+        if self.kernels is not None:
+            busy = {e.name: e.compiled.gpu_busy_fraction for e in self.kernels.entry_points}
+        scalar_reads = {
+            report.entry_point: sum(1 for b in report.breaks if b.category == SCALAR_READ)
+            for report in self.break_reports
+        }
+        capture = to_jsonable(self.benchmark.result.capture) if self.benchmark else {}
+        entry_points = {}
+        for name in self.target.entry_points:
+            frames = (capture.get(name) or {}).get("frames") or []
+            speed = self.speed.get(name)
+            rest = None if speed is None else speed.outside_compiled_rest_ms
+            entry_points[name] = EntryEvidence(
+                library_share=None if speed is None else speed.ceiling.library_share,
+                break_ms=0.0 if speed is None else sum(b.ms_per_call for b in speed.break_costs),
+                outside_rest_share=None
+                if rest is None or not speed.compiled_ms
+                else rest / speed.compiled_ms,
+                scalar_read_breaks=scalar_reads.get(name, 0),
+                frames_given_up=sum(1 for frame in frames if frame.get("fail_type")),
+                gpu_busy=busy.get(name),
+            )
+        return WhatIfEvidence(self.target.device.type, self.compile_settings, entry_points)
 
     def _inference_call(self, copy: torch.nn.Module) -> Callable[[], Any]:
         def call() -> Any:
@@ -255,15 +325,6 @@ class DiagnosisRun:
 
     def _training_call(self, copy: torch.nn.Module) -> Callable[[], Any]:
         return TrainingLoop(copy, self.target.loss, self.benchmark_settings).step
-
-    def _reduce_overhead_call(self, entry_point: str) -> Callable[[], Any]:
-        """A call of a CUDA-graph twin; asked for only on CUDA when the GPU sat idle."""
-        self._phase(f"what-if: mode='reduce-overhead' ({entry_point})")
-        settings = dataclasses.replace(self.compile_settings, mode="reduce-overhead")
-        twin = self.target.compiled_copy(settings)
-        if entry_point == TRAINING:
-            return self._training_call(twin)
-        return self._inference_call(twin)
 
     def _run_divergence(self) -> None:
         """Eager and compiled against fp64, random numbers apart from arithmetic.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from analyzer.errors import UsageError
 from probes.records.benchmark import BenchmarkSettings
 from probes.records.names import BENCHMARK, DEFAULT_SEED, NEEDS_BENCHMARK, PROBES
+from probes.records.speed import requested_what_ifs
 
 if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
     import torch
@@ -119,6 +120,16 @@ def selected_probes(probes: Iterable[str] | None) -> tuple[frozenset[str] | None
         f"not run: {', '.join(skipped) or 'none'}"
     )
     return frozenset(selected), notes
+
+
+def what_if_request(requested: str | Iterable[str], *, option: str = "what_if") -> tuple[str, ...]:
+    """The what-ifs for speed asked for (`auto`, `none`, `all` or names), checked."""
+    words = (requested,) if isinstance(requested, str) else tuple(requested)
+    try:
+        requested_what_ifs(words)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None
+    return words
 
 
 def out_dir(

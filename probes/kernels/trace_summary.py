@@ -329,7 +329,7 @@ class HostOpBreakdown:
 def host_op_breakdown(host: Sequence[TraceEvent], *, top: int) -> HostOpBreakdown:
     """Host ops (`cpu_op`) by self time, so nested ops (linear > addmm) are not counted twice."""
     ops = [e for e in host if e.category == CPU_OP]
-    self_us = _self_times_us(ops)
+    self_us = self_times_us(ops)
     count: Counter[str] = Counter()
     time_us: defaultdict[str, float] = defaultdict(float)
     for e, own in zip(ops, self_us, strict=True):
@@ -343,7 +343,7 @@ def host_op_breakdown(host: Sequence[TraceEvent], *, top: int) -> HostOpBreakdow
     return HostOpBreakdown(len(ops), total_us / 1e3, stats[:top])
 
 
-def _self_times_us(ops: Sequence[TraceEvent]) -> list[float]:
+def self_times_us(ops: Sequence[TraceEvent]) -> list[float]:
     """Each op's duration less the time of the ops nested in it on the same thread."""
     self_us = [e.dur_us for e in ops]
     by_thread: defaultdict[tuple[object, object], list[int]] = defaultdict(list)

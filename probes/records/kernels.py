@@ -3,7 +3,7 @@
 Two results live here. `TraceSummary` is one Kineto trace reduced to totals over its analysed
 window (`compile-diagnose trace FILE --json`). `KernelTimingReport` is the probe's eager/compiled
 comparison per entry point, each side a `CallProfile` of per-call figures read from a trace of
-its own, plus the reduce-overhead what-if (`diagnosis.json`, under `probes["kernels"]`).
+its own (`diagnosis.json`, under `probes["kernels"]`); the what-ifs are `probes/records/speed.py`'s.
 Field names are the JSON keys. Device figures are None, not zero, when a run recorded no
 device activity (a CPU run), so that "not measured" never reads as "nothing happened".
 
@@ -13,14 +13,13 @@ form of these results and take their thresholds and vocabulary from here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 # --- thresholds ------------------------------------------------------------------------------
 
 # The fraction of a call's span with device work running below which the GPU waits on the host
-# most of the call. The launch-bound rule reports calls below it; the probe times the
-# reduce-overhead what-if only for them, since CUDA graphs remove launch cost and nothing else.
+# most of the call. The launch-bound rule reports calls below it; `--what-if auto` tries
+# reduce-overhead only for them, since CUDA graphs remove launch cost and nothing else.
 LAUNCH_BOUND_BUSY = 0.5
 
 # Where a diagnosis folder keeps the profiler traces, one TensorBoard run per side:
@@ -52,11 +51,6 @@ CUDNN = "cudnn"
 OTHER = "other"
 KERNEL_FAMILIES = (TRITON, CUBLAS, CUDNN, OTHER)
 
-
-# `ReduceOverheadWhatIf.status`.
-MEASURED = "measured"
-NOT_RUN = "not-run"
-FAILED = "failed"
 
 # --- one trace -------------------------------------------------------------------------------
 
@@ -186,25 +180,10 @@ class CallProfile:
 
 
 @dataclass
-class ReduceOverheadWhatIf:
-    status: str  # MEASURED, NOT_RUN or FAILED
-    reason: str  # the figures that made it run or not, or the error it failed with
-    first_call_s: float | None = None  # compile and CUDA-graph recording
-    eager: dict[str, Any] | None = None  # Measurement.summary()
-    default: dict[str, Any] | None = None
-    reduce_overhead: dict[str, Any] | None = None
-    speedup_over_eager: dict[str, Any] | None = None  # Speedup.summary()
-    speedup_over_default: dict[str, Any] | None = None
-    cudagraph_skips: int | None = None
-    cudagraph_skip_reasons: list[str] = field(default_factory=list)
-
-
-@dataclass
 class EntryPointKernels:
     name: str
     eager: CallProfile
     compiled: CallProfile
-    reduce_overhead: ReduceOverheadWhatIf
 
 
 @dataclass
@@ -213,7 +192,7 @@ class KernelTimingReport:
     torch_version: str
     warmup_calls: int
     profiled_calls: int
-    busy_threshold: float  # the LAUNCH_BOUND_BUSY the what-if was planned with
+    busy_threshold: float  # the LAUNCH_BOUND_BUSY in force (the launch-bound line)
     tensorboard_logdir: str
     tensorboard_command: str
     entry_points: list[EntryPointKernels]

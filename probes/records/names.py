@@ -23,6 +23,11 @@ DIVERGENCE = "divergence"
 KERNELS = "kernels"
 RECOMPILES = "recompiles"
 COMPILE_TRACE = "compile_trace"
-PROBES = (GRAPH_BREAKS, BENCHMARK, DIVERGENCE, KERNELS, RECOMPILES, COMPILE_TRACE)
+# The what-ifs for speed: more compiles of the model, each timed against the benchmark's copies.
+SPEED_WHAT_IFS = "what_ifs"
+PROBES = (GRAPH_BREAKS, BENCHMARK, DIVERGENCE, KERNELS, SPEED_WHAT_IFS, RECOMPILES, COMPILE_TRACE)
 # Probes that measure on the benchmark's compiled copies: selecting one runs the benchmark too.
-NEEDS_BENCHMARK = (KERNELS, DIVERGENCE, RECOMPILES)
+NEEDS_BENCHMARK = (KERNELS, DIVERGENCE, SPEED_WHAT_IFS, RECOMPILES)
+# Recorded by the kernel probe's step beside its own section: the time attribution per entry
+# point, read from the same profiled runs (`probes/records/speed.py`).
+SPEED = "speed"

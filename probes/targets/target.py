@@ -23,7 +23,8 @@ class CompileSettings:
     """How the compiled twin is made: the arguments of torch.compile and what it is applied to."""
 
     mode: str | None = None  # torch.compile mode; None is "default"
-    backend: str = "inductor"
+    # A backend's name, or a backend object (a what-if's `probes.speed.backends.FreshBackend`)
+    backend: str | Callable[..., Any] = "inductor"
     how: str = "model"  # what is compiled; the meaning depends on the target kind
     fullgraph: bool = False
     dynamic: bool | None = None
@@ -36,10 +37,17 @@ class CompileSettings:
             kwargs["dynamic"] = self.dynamic
         return kwargs
 
+    @property
+    def backend_name(self) -> str:
+        """The backend's name: a backend object names the backend it wraps."""
+        if isinstance(self.backend, str):
+            return self.backend
+        return str(getattr(self.backend, "name", None) or type(self.backend).__name__)
+
     def describe(self) -> dict[str, Any]:
         return {
             "mode": self.mode or "default",
-            "backend": self.backend,
+            "backend": self.backend_name,
             "how": self.how,
             "fullgraph": self.fullgraph,
             "dynamic": self.dynamic,

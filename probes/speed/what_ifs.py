@@ -1,0 +1,478 @@
+"""What-ifs for speed: each lever tried as one more compile of the user's model, and measured.
+
+A what-if is a twin of the benchmark's compiled copy with one thing changed (`WHAT_IFS`):
+- freezing (inference): `torch._inductor.config.freezing = True`, weights folded in as constants
+  (on a CPU, oneDNN then runs convolutions and linears on pre-packed weights);
+- no-graph-breaks: `torch._dynamo.config.capture_scalar_outputs = True`, so that a scalar read
+  (`.item()`) stays in the graph instead of breaking it;
+- compiled-optimizer (training): the optimizer step fused (`Adam(..., fused=True)`), the same
+  compile of the model;
+- reduce-overhead (CUDA): CUDA graphs, one replay per graph instead of a launch per kernel;
+- max-autotune-no-cudagraphs: Inductor tries GEMM and convolution templates (a long compile).
+
+Each is timed with the benchmark's harness (`measure_interleaved`: eager, the default compile and
+the what-if round-robin, median and spread), and its outputs are checked against an fp64 eager
+reference with the criterion of PyTorch's own harness (`probes.divergence.fp64_criterion`), so
+that a setting that is faster but wrong is never the one recommended. Which what-ifs run is the
+plan's (`plan_what_ifs`): by default (`auto`) those the time attribution points to, each with the
+figures that made it run or not; judging the results is left to the rules.
+
+A twin compiles with a `FreshBackend`, so its compile is its own and the benchmark's copies keep
+theirs (see `probes.speed.backends`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from probes.benchmark import TrainingLoop
+from probes.divergence.fp64_criterion import compare, compare_outputs
+from probes.divergence.fp64_reference import float64_copy, run_float64
+from probes.divergence.runs import (
+    inference_outputs,
+    run_entry_float64,
+    training_outputs,
+    what_if,
+)
+from probes.errors import error_line
+from probes.records.benchmark import BenchmarkSettings
+from probes.records.divergence import Fp64Criterion, OutputComparison
+from probes.records.kernels import LAUNCH_BOUND_BUSY
+from probes.records.names import INFERENCE, TRAINING
+from probes.records.speed import (
+    COMPILED_OPTIMIZER,
+    FREEZING,
+    FREEZING_LIBRARY_SHARE,
+    MAX_AUTOTUNE,
+    NO_GRAPH_BREAKS,
+    OUTSIDE_COMPILED_SHARE,
+    REDUCE_OVERHEAD,
+    WHAT_IF_ALL,
+    WHAT_IF_AUTO,
+    WHAT_IF_FAILED,
+    WHAT_IF_MEASURED,
+    WHAT_IF_NONE,
+    WHAT_IF_NOT_RUN,
+    WHAT_IFS,
+    WhatIfResult,
+    requested_what_ifs,
+)
+from probes.records.timing import Speedup
+from probes.speed.backends import FreshBackend, mode_config
+from probes.speed.cudagraph_skips import watch_cudagraph_skips
+from probes.targets.target import CompileSettings, Target
+from probes.timing import measure_interleaved, time_first_call
+
+Call = Callable[[], Any]
+OPTIMIZER_PARAMETERS = "parameters after one optimizer step"
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryEvidence:
+    """What the plan reads of one entry point, all measured earlier in the run."""
+
+    library_share: float | None = None  # library kernels / the compiled call's span
+    break_ms: float = 0.0  # eager gaps between compiled regions, per call
+    outside_rest_share: float | None = None  # other work outside compiled code / the span
+    scalar_read_breaks: int = 0  # scalar-read breaks the graph-break probe found
+    frames_given_up: int = 0  # frames of the compiled call dynamo failed on (they run eager)
+    gpu_busy: float | None = None  # the compiled call's GPU busy fraction (CUDA)
+
+
+@dataclass(frozen=True)
+class WhatIfEvidence:
+    device_type: str  # "cpu" or "cuda"
+    settings: CompileSettings  # how the benchmark compiled
+    entry_points: Mapping[str, EntryEvidence]
+
+
+@dataclass(frozen=True)
+class PlannedWhatIf:
+    name: str
+    entry_point: str
+    run: bool
+    reason: str  # the figures that made it run or not
+
+
+def plan_what_ifs(requested: str | Sequence[str], evidence: WhatIfEvidence) -> list[PlannedWhatIf]:
+    """Every what-if for every entry point it applies to: whether it runs, and why."""
+    mode, names = requested_what_ifs(requested)
+    planned = []
+    for name in WHAT_IFS:
+        for entry_point, figures in evidence.entry_points.items():
+            cannot = _cannot_apply(name, entry_point, evidence)
+            if cannot == _NOT_THIS_ENTRY_POINT:
+                continue
+            pointed, why = _pointed_to(name, figures, evidence)
+            if cannot:
+                planned.append(PlannedWhatIf(name, entry_point, False, cannot))
+            elif mode == WHAT_IF_NONE:
+                planned.append(
+                    PlannedWhatIf(name, entry_point, False, "what-ifs off (--what-if none)")
+                )
+            elif mode == WHAT_IF_AUTO:
+                planned.append(PlannedWhatIf(name, entry_point, pointed, why))
+            elif mode == WHAT_IF_ALL or name in names:
+                planned.append(PlannedWhatIf(name, entry_point, True, f"asked for; {why}"))
+            else:
+                planned.append(PlannedWhatIf(name, entry_point, False, f"not asked for; {why}"))
+    return planned
+
+
+_NOT_THIS_ENTRY_POINT = "-"
+_INDUCTOR_SETTINGS = (FREEZING, MAX_AUTOTUNE, REDUCE_OVERHEAD)
+
+
+def _cannot_apply(name: str, entry_point: str, evidence: WhatIfEvidence) -> str:
+    """Why `name` cannot run for this entry point here ("" when it can)."""
+    settings = evidence.settings
+    if name == FREEZING and entry_point != INFERENCE:
+        return _NOT_THIS_ENTRY_POINT  # frozen weights cannot be trained
+    if name == COMPILED_OPTIMIZER and entry_point != TRAINING:
+        return _NOT_THIS_ENTRY_POINT
+    if settings.how == "config":
+        return "the policy's own compile switch made the compiled copy: its settings are fixed"
+    if name in _INDUCTOR_SETTINGS and settings.backend_name != "inductor":
+        return f"an Inductor setting, and this run compiles with backend {settings.backend_name}"
+    if name == REDUCE_OVERHEAD and evidence.device_type != "cuda":
+        return (
+            "CUDA graphs replay recorded GPU work, and this run is on "
+            f"{evidence.device_type}: the what-if needs a GPU"
+        )
+    return ""
+
+
+def _pointed_to(name: str, figures: EntryEvidence, evidence: WhatIfEvidence) -> tuple[bool, str]:
+    """Whether the attribution points to `name` (what `auto` runs), and the figures that say so."""
+    if name == FREEZING:
+        share = figures.library_share
+        if share is None:
+            return False, "no library kernel time was measured in the compiled call"
+        side = "at or above" if share >= FREEZING_LIBRARY_SHARE else "below"
+        return share >= FREEZING_LIBRARY_SHARE, (
+            f"library kernels are {100 * share:.0f} % of the compiled call, {side} the "
+            f"{100 * FREEZING_LIBRARY_SHARE:.0f} % from which freezing is tried"
+        )
+    if name == NO_GRAPH_BREAKS:
+        breaks = figures.scalar_read_breaks
+        if breaks == 0:
+            return False, "the graph-break probe found no scalar-read break"
+        if figures.break_ms > 0:
+            return True, (
+                f"{breaks} scalar-read break(s); the eager gaps between compiled regions take "
+                f"{figures.break_ms:.3g} ms per call"
+            )
+        if figures.frames_given_up > 0:
+            return True, (
+                f"{breaks} scalar-read break(s); dynamo gave up on {figures.frames_given_up} "
+                "frame(s) of the compiled call, which run eager (a break in a loop skips its "
+                "whole frame)"
+            )
+        return False, (
+            f"{breaks} scalar-read break(s) found, but the compiled call shows no eager gap "
+            "between compiled regions and no frame dynamo gave up on: the break lies outside "
+            "the compiled code"
+        )
+    if name == COMPILED_OPTIMIZER:
+        share = figures.outside_rest_share
+        if share is None:
+            return False, "no time outside compiled code was measured"
+        side = "at or above" if share >= OUTSIDE_COMPILED_SHARE else "below"
+        return share >= OUTSIDE_COMPILED_SHARE, (
+            f"work outside compiled code (graph-break gaps apart) is {100 * share:.0f} % of the "
+            f"compiled step, {side} the {100 * OUTSIDE_COMPILED_SHARE:.0f} % from which the "
+            "fused optimizer is tried"
+        )
+    if name == REDUCE_OVERHEAD:
+        busy = figures.gpu_busy
+        if busy is None:
+            return False, "the compiled call recorded no device activity"
+        side = "below" if busy < LAUNCH_BOUND_BUSY else "at or above"
+        return busy < LAUNCH_BOUND_BUSY, (
+            f"GPU busy {100 * busy:.1f} % of the compiled call, {side} the "
+            f"{100 * LAUNCH_BOUND_BUSY:.0f} % below which CUDA graphs are tried"
+        )
+    return False, "run only when asked: max-autotune compiles take many minutes"
+
+
+# --- one what-if -----------------------------------------------------------------------------
+
+
+@dataclass
+class WhatIfChange:
+    """What a what-if changes and how a user makes the same change."""
+
+    settings: CompileSettings  # the twin's compile
+    applied: dict[str, Any]  # as recorded: the config names and values
+    paste: str
+    dynamo_config: dict[str, Any] = field(default_factory=dict)  # in force while it runs
+    optimizer: dict[str, Any] = field(default_factory=dict)  # Adam's extra arguments
+    changes_graph: bool = True  # False: the model's compile is the default's
+
+
+def what_if_change(name: str, base: CompileSettings, learning_rate: float) -> WhatIfChange:
+    backend = base.backend_name
+    base_config = mode_config(base.mode) if backend == "inductor" else {}
+
+    def fresh(patches: dict[str, Any]) -> CompileSettings:
+        return dataclasses.replace(base, mode=None, backend=FreshBackend(backend, patches))
+
+    if name == FREEZING:
+        return WhatIfChange(
+            fresh({**base_config, "freezing": True}),
+            {"torch._inductor.config.freezing": True},
+            "torch._inductor.config.freezing = True  # before the first compiled call; "
+            "run inference under torch.no_grad()",
+        )
+    if name == NO_GRAPH_BREAKS:
+        return WhatIfChange(
+            fresh(base_config),
+            {"torch._dynamo.config.capture_scalar_outputs": True},
+            "torch._dynamo.config.capture_scalar_outputs = True  # .item() stays in the graph",
+            dynamo_config={"capture_scalar_outputs": True},
+        )
+    if name == COMPILED_OPTIMIZER:
+        return WhatIfChange(
+            base,
+            {"optimizer": "torch.optim.Adam", "fused": True},
+            f"optimizer = torch.optim.Adam(params, lr={learning_rate:g}, fused=True)",
+            optimizer={"fused": True},
+            changes_graph=False,
+        )
+    if name == REDUCE_OVERHEAD:
+        return WhatIfChange(
+            dataclasses.replace(base, mode="reduce-overhead"),
+            {"mode": "reduce-overhead"},
+            'torch.compile(model, mode="reduce-overhead")  # CUDA graphs; call '
+            "torch.compiler.cudagraph_mark_step_begin() before each step",
+        )
+    if name == MAX_AUTOTUNE:
+        return WhatIfChange(
+            fresh(mode_config(MAX_AUTOTUNE)),
+            {"mode": MAX_AUTOTUNE},
+            f'torch.compile(model, mode="{MAX_AUTOTUNE}")  # a long compile',
+        )
+    raise ValueError(f"unknown what-if {name!r}")
+
+
+@contextmanager
+def dynamo_config(values: Mapping[str, Any]) -> Iterator[None]:
+    import torch._dynamo.config as config
+
+    with config.patch(**values) if values else ExitStack():
+        yield
+
+
+class WhatIfRun:
+    """Compile, time and check one what-if of one entry point."""
+
+    def __init__(
+        self,
+        target: Target,
+        change: WhatIfChange,
+        entry_point: str,
+        settings: BenchmarkSettings,
+        criterion: Fp64Criterion,
+    ) -> None:
+        self.target = target
+        self.change = change
+        self.entry_point = entry_point
+        self.settings = settings
+        self.criterion = criterion
+
+    def call_of(self, copy: nn.Module) -> Call:
+        """The entry point's call on `copy`, with the what-if's dynamo settings in force."""
+        change, target = self.change, self.target
+        if self.entry_point == TRAINING:
+            step = TrainingLoop(copy, target.loss, self.settings, change.optimizer).step
+        else:
+
+            def step() -> Any:
+                with torch.no_grad():
+                    return target.infer(copy)
+
+        if change.settings.mode == "reduce-overhead":
+            inner = step
+
+            def step() -> Any:
+                # Each call is a whole iteration: outputs of the last one may be freed.
+                torch.compiler.cudagraph_mark_step_begin()
+                return inner()
+
+        def call() -> Any:
+            with dynamo_config(change.dynamo_config):
+                return step()
+
+        return call
+
+    def measure(self, eager_call: Call, default_call: Call, result: WhatIfResult) -> None:
+        target, device = self.target, self.target.device
+        twin = target.compiled_copy(self.change.settings)
+        call = self.call_of(twin)
+        result.compile_s, _ = time_first_call(call, device)
+        iters = self.settings.iters_training if self.entry_point == TRAINING else None
+        measured = measure_interleaved(
+            {"eager": eager_call, "default": default_call, result.name: call},
+            iters=iters or self.settings.iters_inference,
+            warmup=self.settings.warmup,
+            device=device,
+        )
+        eager, default, candidate = measured["eager"], measured["default"], measured[result.name]
+        over_eager, over_default = Speedup(eager, candidate), Speedup(default, candidate)
+        result.status = WHAT_IF_MEASURED
+        result.median_ms = candidate.median_ms
+        result.eager_median_ms = eager.median_ms
+        result.default_median_ms = default.median_ms
+        result.speedup_vs_eager = over_eager.ratio
+        result.speedup_low, result.speedup_high = over_eager.low, over_eager.high
+        result.speedup_vs_default = over_default.ratio
+        result.speedup_vs_default_low = over_default.low
+        result.speedup_vs_default_high = over_default.high
+        result.timings = {label: m.summary() for label, m in measured.items()}
+        comparisons = self.check(twin)
+        failing = [c for c in comparisons if not c.passes]
+        result.fp64_criterion_passed = bool(comparisons) and not failing
+        result.fp64_detail = fp64_detail(comparisons, failing)
+
+    def check(self, twin: nn.Module) -> list[OutputComparison]:
+        """The what-if's outputs against an fp64 eager reference, beside eager fp32's."""
+        target, seed = self.target, self.settings.seed
+        if self.entry_point == INFERENCE:
+            eager = inference_outputs(target, target.fresh_copy(), seed)
+            fp64 = run_entry_float64(target, INFERENCE, float64_copy(target), seed)
+            with dynamo_config(self.change.dynamo_config):
+                candidate = inference_outputs(target, twin, seed)
+            return compare_outputs(eager, candidate, fp64, self.criterion)
+        if not self.change.changes_graph:
+            return [self.optimizer_check()]
+        return self.training_check()
+
+    def training_check(self) -> list[OutputComparison]:
+        """Loss and gradients of one step with dropout off, on a twin compiled under it.
+
+        Dropout off, because compiled code draws other random numbers than eager (a difference
+        that is no fault of the setting); a twin of its own, because the settings in force when
+        it compiles are the ones it keeps.
+        """
+        target, seed = self.target, self.settings.seed
+        eager, fp64_copy = target.fresh_copy(), float64_copy(target)
+        twin = target.compiled_copy(self.change.settings)
+        with what_if(eager, twin, fp64_copy, dropout_off=True):
+            eager_out = training_outputs(target, eager, seed)
+            fp64_out = run_float64(lambda: training_outputs(target, fp64_copy, seed))
+            with dynamo_config(self.change.dynamo_config):
+                twin_out = training_outputs(target, twin, seed)
+        return compare_outputs(eager_out, twin_out, fp64_out, self.criterion)
+
+    def optimizer_check(self) -> OutputComparison:
+        """One optimizer step from the same gradients: the what-if's optimizer, eager's, fp64's."""
+        target, settings = self.target, self.settings
+        grads = training_outputs(target, target.fresh_copy(), settings.seed)
+        stepped = {}
+        for label, copy, options in (
+            ("eager", target.fresh_copy(), {}),
+            ("candidate", target.fresh_copy(), self.change.optimizer),
+            ("fp64", float64_copy(target), {}),
+        ):
+            stepped[label] = _one_step(copy, grads, settings.learning_rate, options)
+        return compare(
+            OPTIMIZER_PARAMETERS,
+            stepped["eager"],
+            stepped["candidate"],
+            stepped["fp64"],
+            self.criterion,
+        )
+
+
+def _one_step(
+    copy: nn.Module,
+    grads: Mapping[str, torch.Tensor],
+    learning_rate: float,
+    options: Mapping[str, Any],
+) -> torch.Tensor:
+    """The parameters after one Adam step from `grads`, flattened into one vector."""
+    from probes.divergence.runs import parameter_name
+    from probes.records.divergence import GRAD_PREFIX
+
+    parameters = []
+    for name, parameter in copy.named_parameters():
+        grad = grads.get(GRAD_PREFIX + parameter_name(name))
+        if grad is None or not parameter.requires_grad:
+            continue
+        parameter.grad = grad.to(parameter.dtype).clone()
+        parameters.append(parameter)
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate, **options)
+    optimizer.step()
+    return torch.cat([p.detach().reshape(-1) for p in parameters])
+
+
+def fp64_detail(
+    comparisons: Sequence[OutputComparison], failing: Sequence[OutputComparison]
+) -> str:
+    if not comparisons:
+        return "no output of both sides could be compared"
+    if not failing:
+        return f"{len(comparisons)} output(s) as close to fp64 as eager's, or closer"
+    worst = max(failing, key=lambda c: c.error_ratio or 0.0)
+    ratio = "?" if worst.error_ratio is None else f"{worst.error_ratio:.3g}"
+    return (
+        f"{len(failing)} of {len(comparisons)} output(s) fail; worst {worst.name}: "
+        f"{ratio}x eager's error against fp64"
+    )
+
+
+# --- all of them -------------------------------------------------------------------------------
+
+
+def run_what_ifs(
+    target: Target,
+    compile_settings: CompileSettings,
+    settings: BenchmarkSettings,
+    plan: Sequence[PlannedWhatIf],
+    calls: Mapping[str, tuple[Call, Call]],
+    *,
+    criterion: Fp64Criterion | None = None,
+    on_phase: Callable[[str], None] = lambda _: None,
+) -> list[WhatIfResult]:
+    """Measure each planned what-if; `calls[entry point]` = (eager call, default compiled call).
+
+    A what-if that fails is recorded with its error and the others still run.
+    """
+    criterion = criterion or Fp64Criterion()
+    results = []
+    for planned in plan:
+        change = what_if_change(planned.name, compile_settings, settings.learning_rate)
+        result = WhatIfResult(
+            name=planned.name,
+            entry_point=planned.entry_point,
+            status=WHAT_IF_NOT_RUN,
+            reason=planned.reason,
+            settings=change.applied,
+            paste=change.paste,
+        )
+        results.append(result)
+        if not planned.run or planned.entry_point not in calls:
+            continue
+        on_phase(f"what-if: {planned.name} ({planned.entry_point})")
+        run = WhatIfRun(target, change, planned.entry_point, settings, criterion)
+        eager_call, default_call = calls[planned.entry_point]
+        with watch_cudagraph_skips() as skips:
+            try:
+                run.measure(eager_call, default_call, result)
+            except Exception as error:  # a failed what-if must not sink the diagnosis
+                result.status = WHAT_IF_FAILED
+                result.reason = f"{planned.reason}; failed: {error_line(error)}"
+        if planned.name == REDUCE_OVERHEAD:
+            result.cudagraph_skips = skips.count
+            result.cudagraph_skip_reasons = skips.reasons
+    return results
