@@ -27,6 +27,7 @@ from analyzer import diagnose_module
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
 from probes.records.benchmark import BenchmarkSettings
+from probes.records.divergence import Fp64Criterion
 from probes.records.names import INFERENCE, SPEED, SPEED_WHAT_IFS, TRAINING
 from probes.records.speed import (
     COMPILED_OPTIMIZER,
@@ -38,7 +39,14 @@ from probes.records.speed import (
     WHAT_IF_MEASURED,
     WHAT_IF_NOT_RUN,
 )
-from probes.speed.what_ifs import EntryEvidence, WhatIfEvidence, plan_what_ifs
+from probes.speed.what_ifs import (
+    EntryEvidence,
+    WhatIfEvidence,
+    WhatIfRun,
+    plan_what_ifs,
+    what_if_change,
+)
+from probes.targets.module import module_target
 from probes.targets.target import CompileSettings
 
 SETTINGS = BenchmarkSettings(iters_inference=15, iters_training=8, warmup=3)
@@ -99,6 +107,22 @@ def test_convolutions_are_named_library_time_and_freezing_is_measured(conv) -> N
     assert freezing["speedup_low"] <= freezing["speedup_vs_eager"] <= freezing["speedup_high"]
     assert freezing["fp64_criterion_passed"] is True, freezing["fp64_detail"]
     assert "freezing = True" in freezing["paste"]
+
+
+def test_the_freezing_twin_really_is_frozen(inductor_cache) -> None:
+    """Dynamo reads `freezing` while it traces: a twin compiled with the setting in the backend
+    alone keeps its weights as inputs and runs oneDNN's plain convolution, as the default does."""
+    torch.manual_seed(0)
+    target = module_target(ConvNet().eval(), (torch.randn(2, 3, 32, 32),), device="cpu")
+    change = what_if_change(FREEZING, CompileSettings(how="module"), SETTINGS.learning_rate)
+    run = WhatIfRun(target, change, INFERENCE, SETTINGS, Fp64Criterion())
+    call = run.call_of(target.compiled_copy(change.settings))
+    call()  # the compile
+    with torch.profiler.profile() as profiler:
+        call()
+    ops = {event.name for event in profiler.events()}
+    assert any("_convolution_pointwise" in op for op in ops), sorted(ops)  # pre-packed weights
+    assert "aten::mkldnn_convolution" not in ops
 
 
 def test_a_break_in_a_loop_costs_ms_at_its_line_and_no_graph_breaks_is_tried(looped) -> None:

@@ -215,7 +215,10 @@ class WhatIfChange:
     settings: CompileSettings  # the twin's compile
     applied: dict[str, Any]  # as recorded: the config names and values
     paste: str
-    dynamo_config: dict[str, Any] = field(default_factory=dict)  # in force while it runs
+    # In force while the twin runs (its first call compiles): dynamo reads some settings while
+    # it traces, not in the backend (with `freezing`, it keeps parameters as graph attributes).
+    dynamo_config: dict[str, Any] = field(default_factory=dict)
+    inductor_config: dict[str, Any] = field(default_factory=dict)
     optimizer: dict[str, Any] = field(default_factory=dict)  # Adam's extra arguments
     changes_graph: bool = True  # False: the model's compile is the default's
 
@@ -233,6 +236,7 @@ def what_if_change(name: str, base: CompileSettings, learning_rate: float) -> Wh
             {"torch._inductor.config.freezing": True},
             "torch._inductor.config.freezing = True  # before the first compiled call; "
             "run inference under torch.no_grad()",
+            inductor_config={"freezing": True},
         )
     if name == NO_GRAPH_BREAKS:
         return WhatIfChange(
@@ -261,15 +265,22 @@ def what_if_change(name: str, base: CompileSettings, learning_rate: float) -> Wh
             fresh(mode_config(MAX_AUTOTUNE)),
             {"mode": MAX_AUTOTUNE},
             f'torch.compile(model, mode="{MAX_AUTOTUNE}")  # a long compile',
+            inductor_config=mode_config(MAX_AUTOTUNE),
         )
     raise ValueError(f"unknown what-if {name!r}")
 
 
 @contextmanager
-def dynamo_config(values: Mapping[str, Any]) -> Iterator[None]:
-    import torch._dynamo.config as config
+def settings_in_force(change: WhatIfChange) -> Iterator[None]:
+    """The what-if's dynamo and Inductor settings, restored on exit."""
+    import torch._dynamo.config as dynamo
+    import torch._inductor.config as inductor
 
-    with config.patch(**values) if values else ExitStack():
+    with ExitStack() as stack:
+        if change.dynamo_config:
+            stack.enter_context(dynamo.patch(change.dynamo_config))
+        if change.inductor_config:
+            stack.enter_context(inductor.patch(change.inductor_config))
         yield
 
 
@@ -291,7 +302,7 @@ class WhatIfRun:
         self.criterion = criterion
 
     def call_of(self, copy: nn.Module) -> Call:
-        """The entry point's call on `copy`, with the what-if's dynamo settings in force."""
+        """The entry point's call on `copy`, with the what-if's settings in force."""
         change, target = self.change, self.target
         if self.entry_point == TRAINING:
             step = TrainingLoop(copy, target.loss, self.settings, change.optimizer).step
@@ -310,7 +321,7 @@ class WhatIfRun:
                 return inner()
 
         def call() -> Any:
-            with dynamo_config(change.dynamo_config):
+            with settings_in_force(change):
                 return step()
 
         return call
@@ -350,7 +361,7 @@ class WhatIfRun:
         if self.entry_point == INFERENCE:
             eager = inference_outputs(target, target.fresh_copy(), seed)
             fp64 = run_entry_float64(target, INFERENCE, float64_copy(target), seed)
-            with dynamo_config(self.change.dynamo_config):
+            with settings_in_force(self.change):
                 candidate = inference_outputs(target, twin, seed)
             return compare_outputs(eager, candidate, fp64, self.criterion)
         if not self.change.changes_graph:
@@ -370,7 +381,7 @@ class WhatIfRun:
         with what_if(eager, twin, fp64_copy, dropout_off=True):
             eager_out = training_outputs(target, eager, seed)
             fp64_out = run_float64(lambda: training_outputs(target, fp64_copy, seed))
-            with dynamo_config(self.change.dynamo_config):
+            with settings_in_force(self.change):
                 twin_out = training_outputs(target, twin, seed)
         return compare_outputs(eager_out, twin_out, fp64_out, self.criterion)
 
