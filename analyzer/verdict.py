@@ -91,6 +91,22 @@ _EXPLAINS: dict[str, _Explanation] = {
 }
 
 
+_SPEED_CRITERIA = frozenset({INFERENCE_SPEEDUP, TRAINING_SPEEDUP})
+
+
+def _costly_breaks_only(findings: list[Finding]) -> list[Finding]:
+    """Where the time was attributed (a speedup-ceiling finding), a graph break explains a
+    speedup only with a measured cost: a break in code the compiled call does not compile
+    (found by explain on the whole entry point) costs the compiled call nothing."""
+    if not any(f.name == SPEEDUP_CEILING.name for f in findings):
+        return findings
+    return [
+        f
+        for f in findings
+        if f.name != GRAPH_BREAK.name or (as_number(f.evidence.get("cost_ms_per_call")) or 0) > 0
+    ]
+
+
 @dataclass
 class CriterionReading:
     name: str  # one of probes.records.reference.CRITERIA
@@ -208,6 +224,8 @@ def _reading(criterion: ReferenceCriterion, findings: Sequence[Finding]) -> Crit
             or f.evidence.get("entry_point", explanation.entry_point) == explanation.entry_point
         )
     ]
+    if criterion.name in _SPEED_CRITERIA:
+        relevant = _costly_breaks_only(relevant)
     reading.explained_by = list(dict.fromkeys(f"{f.code} {f.name}" for f in relevant))
     reading.excused = bool(relevant) and all(f.name in explanation.excuses for f in relevant)
     reading.confirmed = all(f.confidence == "high" for f in relevant)

@@ -320,3 +320,24 @@ def test_a_cost_at_another_line_is_not_the_breaks(slow: dict[str, Any]) -> None:
 def test_a_graph_break_without_a_speed_record_has_no_cost(slow: dict[str, Any]) -> None:
     del slow["probes"]["speed"]
     assert "cost_ms_per_call" not in graph_break(slow["probes"], TRAINING).evidence
+
+
+def training_speedup_explained_by(probes: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    reading = read_verdict(metrics, probes["benchmark"], run_rules(probes))
+    return next(c for c in reading.criteria if c.name == SPEEDUP_CRITERION[TRAINING]).explained_by
+
+
+def test_a_break_explains_a_speedup_only_with_a_measured_cost(slow: dict[str, Any]) -> None:
+    assert "CD102 graph-break" in training_speedup_explained_by(
+        slow["probes"], slow["reference_metrics"]
+    )
+    # found by explain in code the compiled call does not compile: no gap, no cost
+    slow["probes"]["speed"][TRAINING]["break_costs"] = []
+    assert "CD102 graph-break" not in training_speedup_explained_by(
+        slow["probes"], slow["reference_metrics"]
+    )
+    # without the time attributed, a break stays a possible explanation
+    del slow["probes"]["speed"]
+    assert "CD102 graph-break" in training_speedup_explained_by(
+        slow["probes"], slow["reference_metrics"]
+    )

@@ -306,20 +306,29 @@ def _small_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str
 
 def what_if_table(what_ifs: Sequence[Mapping[str, Any]], title: str = "What-ifs") -> Table:
     """The figures of each what-if; its note (why it did not run, what failed) is a line below
-    the table (`what_if_notes`), since a sentence does not fit a column."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for column in WHAT_IF_COLUMNS[:-1]:
-        numeric = column in ("compile", "median", "x eager", "x default")
-        table.add_column(
-            column, justify="right" if numeric else "left", no_wrap=numeric, overflow="fold"
-        )
+    the table (`what_if_notes`), since a sentence does not fit a column. A what-if that was not
+    measured says so where its median would be, so that the table fits 80 columns with the
+    longest name unbroken."""
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column(WHAT_IF_COLUMNS[0], no_wrap=True)
+    for column in ("compile", "median", "x eager", "x default"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("fp64", no_wrap=True)
     for what_if in what_ifs:
-        row = what_if_row(what_if)
+        name, status, compile_s, median, *speedups, fp64_text, _ = what_if_row(what_if)
+        measured = what_if.get("status") == WHAT_IF_MEASURED
         fp64 = what_if.get("fp64_criterion_passed")
-        fp64_cell = passed_text(fp64, MISSING) if row[6] != MISSING else Text(MISSING)
+        fp64_cell = passed_text(fp64, MISSING) if fp64_text != MISSING else Text(MISSING)
         # a speedup's range on a line of its own: "1.38x" over "(1.30–1.45x)"
-        speedups = [cell.replace(" (", "\n(", 1) for cell in row[4:6]]
-        table.add_row(*row[:4], *speedups, fp64_cell)
+        speedups = [cell.replace(" (", "\n(", 1) for cell in speedups]
+        table.add_row(name, compile_s, median if measured else status, *speedups, fp64_cell)
     return table
 
 

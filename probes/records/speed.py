@@ -89,7 +89,15 @@ LIBRARY_OP_MARKERS = (
     "_rnn",
     "lstm",
     "gru_cell",
-    "linalg_",
+    # LAPACK's (not linalg_vector_norm, a reduction Inductor generates)
+    "cholesky",
+    "linalg_solve",
+    "linalg_inv",
+    "linalg_svd",
+    "linalg_qr",
+    "linalg_eig",
+    "lstsq",
+    "lu_factor",
 )
 # Device kernels (CUDA) from a vendor library besides the cuBLAS and cuDNN families of
 # `probes.records.kernels`: flash and memory-efficient attention.
