@@ -35,14 +35,17 @@ from probes.records.speed import (
     LIBRARY_KERNELS,
     MAX_AUTOTUNE,
     NO_GRAPH_BREAKS,
+    NO_LAYOUT_OPTIMIZATION,
     REDUCE_OVERHEAD,
     WHAT_IF_MEASURED,
     WHAT_IF_NOT_RUN,
+    WhatIfResult,
 )
 from probes.speed.what_ifs import (
     EntryEvidence,
     WhatIfEvidence,
     WhatIfRun,
+    check_candidates,
     plan_what_ifs,
     what_if_change,
 )
@@ -238,3 +241,52 @@ def test_no_graph_breaks_needs_the_break_inside_the_compiled_call() -> None:
     reason = planned(plan_what_ifs("auto", skipped), NO_GRAPH_BREAKS, INFERENCE).reason
     assert planned(plan_what_ifs("auto", skipped), NO_GRAPH_BREAKS, INFERENCE).run
     assert "gave up on 1 frame" in reason
+
+
+def test_eagers_layout_is_tried_when_the_same_library_calls_run_slower_compiled() -> None:
+    slower = planned(
+        plan_what_ifs("auto", evidence(library_slowdown=1.6)), NO_LAYOUT_OPTIMIZATION, TRAINING
+    )
+    assert slower.run and "1.60x eager's time" in slower.reason
+    alike = planned(
+        plan_what_ifs("auto", evidence(library_slowdown=1.02)), NO_LAYOUT_OPTIMIZATION, INFERENCE
+    )
+    assert not alike.run and "below the 1.10x" in alike.reason
+
+
+class CheckThatCompiles:
+    """A what-if run whose fp64 check would cost a compile: records whether it was asked."""
+
+    check_compiles = True
+
+    def __init__(self, passes: bool) -> None:
+        self.passes, self.checked = passes, False
+
+    def record_check(self, result: WhatIfResult) -> None:
+        self.checked = True
+        result.fp64_criterion_passed = self.passes
+
+
+def measured(name: str, over_eager: float, over_default_low: float) -> WhatIfResult:
+    return WhatIfResult(
+        name,
+        TRAINING,
+        WHAT_IF_MEASURED,
+        "asked for",
+        speedup_vs_eager=over_eager,
+        speedup_vs_default_low=over_default_low,
+    )
+
+
+@pytest.mark.parametrize("fastest_passes", [True, False])
+def test_checks_that_compile_run_only_down_the_candidates_until_one_passes(
+    fastest_passes: bool,
+) -> None:
+    runs = [CheckThatCompiles(fastest_passes), CheckThatCompiles(True), CheckThatCompiles(True)]
+    results = [measured("a", 1.5, 1.2), measured("b", 1.3, 1.1), measured("c", 1.0, 0.9)]
+    check_candidates(list(zip(runs, results, strict=True)), results, lambda _: None)
+    assert runs[0].checked
+    assert runs[1].checked is not fastest_passes  # checked only when the faster one failed
+    assert not runs[2].checked and "not clearly faster" in results[2].fp64_detail
+    if fastest_passes:
+        assert "a measured faster and passed" in results[1].fp64_detail

@@ -67,7 +67,7 @@ from probes.records.serialize import to_jsonable
 from probes.records.speed import WHAT_IF_AUTO, EntrySpeed
 from probes.records.target import BATCH_SIZE
 from probes.speed.attribution import attribute_entry_point
-from probes.speed.what_ifs import EntryEvidence, WhatIfEvidence, plan_what_ifs, run_what_ifs
+from probes.speed.what_ifs import WhatIfEvidence, entry_evidence, plan_what_ifs, run_what_ifs
 from probes.targets.target import CompileSettings, Target
 
 Progress = Callable[[str], None]
@@ -299,21 +299,15 @@ class DiagnosisRun:
             for report in self.break_reports
         }
         capture = to_jsonable(self.benchmark.result.capture) if self.benchmark else {}
-        entry_points = {}
-        for name in self.target.entry_points:
-            frames = (capture.get(name) or {}).get("frames") or []
-            speed = self.speed.get(name)
-            rest = None if speed is None else speed.outside_compiled_rest_ms
-            entry_points[name] = EntryEvidence(
-                library_share=None if speed is None else speed.ceiling.library_share,
-                break_ms=0.0 if speed is None else sum(b.ms_per_call for b in speed.break_costs),
-                outside_rest_share=None
-                if rest is None or not speed.compiled_ms
-                else rest / speed.compiled_ms,
+        entry_points = {
+            name: entry_evidence(
+                self.speed.get(name),
                 scalar_read_breaks=scalar_reads.get(name, 0),
-                frames_given_up=sum(1 for frame in frames if frame.get("fail_type")),
+                frames=(capture.get(name) or {}).get("frames") or [],
                 gpu_busy=busy.get(name),
             )
+            for name in self.target.entry_points
+        }
         return WhatIfEvidence(self.target.device.type, self.compile_settings, entry_points)
 
     def _inference_call(self, copy: torch.nn.Module) -> Callable[[], Any]:

@@ -105,6 +105,11 @@ LIBRARY_KERNEL_MARKERS = ("flash", "fmha", "efficient_attention", "mem_eff")
 
 # A library op's share of the compiled call at or above which `--what-if auto` tries freezing.
 FREEZING_LIBRARY_SHARE = 0.25
+# The compiled call's library time over eager's (the same calls) at or above which
+# `--what-if auto` tries Inductor's layout optimization off: it hands convolutions channels-last
+# inputs, which oneDNN ran 1.6-2x slower than eager's layout on a 2-core CPU (ACT inference:
+# 21.5-33.4 ms against 13.4-15.8 ms for the same 21 convolutions), plus the conversions.
+LIBRARY_SLOWDOWN = 1.1
 # Work outside compiled code (graph-break gaps apart) at or above this share of a compiled
 # training step makes `--what-if auto` try the fused optimizer.
 OUTSIDE_COMPILED_SHARE = 0.2
@@ -165,11 +170,19 @@ class EntrySpeed:
 # --- the what-ifs for speed ----------------------------------------------------------------------
 
 FREEZING = "freezing"
+NO_LAYOUT_OPTIMIZATION = "no-layout-optimization"
 NO_GRAPH_BREAKS = "no-graph-breaks"
 COMPILED_OPTIMIZER = "compiled-optimizer"
 REDUCE_OVERHEAD = "reduce-overhead"
 MAX_AUTOTUNE = "max-autotune-no-cudagraphs"
-WHAT_IFS = (FREEZING, NO_GRAPH_BREAKS, COMPILED_OPTIMIZER, REDUCE_OVERHEAD, MAX_AUTOTUNE)
+WHAT_IFS = (
+    FREEZING,
+    NO_LAYOUT_OPTIMIZATION,
+    NO_GRAPH_BREAKS,
+    COMPILED_OPTIMIZER,
+    REDUCE_OVERHEAD,
+    MAX_AUTOTUNE,
+)
 # `--what-if`: the ones the attribution points to, none, all, or names.
 WHAT_IF_AUTO = "auto"
 WHAT_IF_NONE = "none"
@@ -206,6 +219,7 @@ class WhatIfResult:
     settings: dict[str, Any] = field(default_factory=dict)  # what was changed, as applied
     paste: str = ""  # the lines a user pastes to make the same change
     compile_s: float | None = None  # its first call: the compile
+    seconds: float = 0.0  # all it took: compiles, timing, the fp64 check
     median_ms: float | None = None
     eager_median_ms: float | None = None  # timed with it, interleaved
     default_median_ms: float | None = None

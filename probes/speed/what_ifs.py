@@ -3,6 +3,8 @@
 A what-if is a twin of the benchmark's compiled copy with one thing changed (`WHAT_IFS`):
 - freezing (inference): `torch._inductor.config.freezing = True`, weights folded in as constants
   (on a CPU, oneDNN then runs convolutions and linears on pre-packed weights);
+- no-layout-optimization: `torch._inductor.config.layout_optimization = False`, convolutions in
+  the layout eager gives them instead of channels-last (and no conversions around them);
 - no-graph-breaks: `torch._dynamo.config.capture_scalar_outputs = True`, so that a scalar read
   (`.item()`) stays in the graph instead of breaking it;
 - compiled-optimizer (training): the optimizer step fused (`Adam(..., fused=True)`), the same
@@ -24,6 +26,7 @@ theirs (see `probes.speed.backends`).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -50,8 +53,11 @@ from probes.records.speed import (
     COMPILED_OPTIMIZER,
     FREEZING,
     FREEZING_LIBRARY_SHARE,
+    LIBRARY_KERNELS,
+    LIBRARY_SLOWDOWN,
     MAX_AUTOTUNE,
     NO_GRAPH_BREAKS,
+    NO_LAYOUT_OPTIMIZATION,
     OUTSIDE_COMPILED_SHARE,
     REDUCE_OVERHEAD,
     WHAT_IF_ALL,
@@ -61,6 +67,7 @@ from probes.records.speed import (
     WHAT_IF_NONE,
     WHAT_IF_NOT_RUN,
     WHAT_IFS,
+    EntrySpeed,
     WhatIfResult,
     requested_what_ifs,
 )
@@ -82,11 +89,44 @@ class EntryEvidence:
     """What the plan reads of one entry point, all measured earlier in the run."""
 
     library_share: float | None = None  # library kernels / the compiled call's span
+    library_slowdown: float | None = None  # the compiled call's library time / eager's
     break_ms: float = 0.0  # eager gaps between compiled regions, per call
     outside_rest_share: float | None = None  # other work outside compiled code / the span
     scalar_read_breaks: int = 0  # scalar-read breaks the graph-break probe found
     frames_given_up: int = 0  # frames of the compiled call dynamo failed on (they run eager)
     gpu_busy: float | None = None  # the compiled call's GPU busy fraction (CUDA)
+
+
+def entry_evidence(
+    speed: EntrySpeed | None,
+    *,
+    scalar_read_breaks: int = 0,
+    frames: Sequence[Mapping[str, Any]] = (),
+    gpu_busy: float | None = None,
+) -> EntryEvidence:
+    """An entry point's figures for the plan: its time attribution (None when the kernel probe
+    did not run), the scalar-read breaks explain found, the frames the benchmark's compile
+    recorded (`{"fail_type", ...}`) and the compiled call's GPU busy fraction."""
+    given_up = sum(1 for frame in frames if frame.get("fail_type"))
+    if speed is None:
+        return EntryEvidence(
+            scalar_read_breaks=scalar_read_breaks, frames_given_up=given_up, gpu_busy=gpu_busy
+        )
+    library = next((s for s in speed.attribution if s.category == LIBRARY_KERNELS), None)
+    rest = speed.outside_compiled_rest_ms
+    return EntryEvidence(
+        library_share=speed.ceiling.library_share,
+        library_slowdown=library.compiled_ms / library.eager_ms
+        if library and library.eager_ms and library.compiled_ms
+        else None,
+        break_ms=sum(cost.ms_per_call for cost in speed.break_costs),
+        outside_rest_share=rest / speed.compiled_ms
+        if rest is not None and speed.compiled_ms
+        else None,
+        scalar_read_breaks=scalar_read_breaks,
+        frames_given_up=given_up,
+        gpu_busy=gpu_busy,
+    )
 
 
 @dataclass(frozen=True)
@@ -130,7 +170,7 @@ def plan_what_ifs(requested: str | Sequence[str], evidence: WhatIfEvidence) -> l
 
 
 _NOT_THIS_ENTRY_POINT = "-"
-_INDUCTOR_SETTINGS = (FREEZING, MAX_AUTOTUNE, REDUCE_OVERHEAD)
+_INDUCTOR_SETTINGS = (FREEZING, NO_LAYOUT_OPTIMIZATION, MAX_AUTOTUNE, REDUCE_OVERHEAD)
 
 
 def _cannot_apply(name: str, entry_point: str, evidence: WhatIfEvidence) -> str:
@@ -162,6 +202,15 @@ def _pointed_to(name: str, figures: EntryEvidence, evidence: WhatIfEvidence) -> 
         return share >= FREEZING_LIBRARY_SHARE, (
             f"library kernels are {100 * share:.0f} % of the compiled call, {side} the "
             f"{100 * FREEZING_LIBRARY_SHARE:.0f} % from which freezing is tried"
+        )
+    if name == NO_LAYOUT_OPTIMIZATION:
+        slowdown = figures.library_slowdown
+        if slowdown is None:
+            return False, "no library kernel time was measured on both sides"
+        side = "at or above" if slowdown >= LIBRARY_SLOWDOWN else "below"
+        return slowdown >= LIBRARY_SLOWDOWN, (
+            f"the same library calls take {slowdown:.2f}x eager's time in the compiled call, "
+            f"{side} the {LIBRARY_SLOWDOWN:.2f}x from which eager's layout is tried"
         )
     if name == NO_GRAPH_BREAKS:
         breaks = figures.scalar_read_breaks
@@ -238,6 +287,14 @@ def what_if_change(name: str, base: CompileSettings, learning_rate: float) -> Wh
             "run inference under torch.no_grad()",
             inductor_config={"freezing": True},
         )
+    if name == NO_LAYOUT_OPTIMIZATION:
+        return WhatIfChange(
+            fresh({**base_config, "layout_optimization": False}),
+            {"torch._inductor.config.layout_optimization": False},
+            "torch._inductor.config.layout_optimization = False  # before the first compiled "
+            "call: convolutions keep eager's memory layout",
+            inductor_config={"layout_optimization": False},
+        )
     if name == NO_GRAPH_BREAKS:
         return WhatIfChange(
             fresh(base_config),
@@ -300,6 +357,7 @@ class WhatIfRun:
         self.entry_point = entry_point
         self.settings = settings
         self.criterion = criterion
+        self.twin: nn.Module | None = None
 
     def call_of(self, copy: nn.Module) -> Call:
         """The entry point's call on `copy`, with the what-if's settings in force."""
@@ -350,7 +408,17 @@ class WhatIfRun:
         result.speedup_vs_default_low = over_default.low
         result.speedup_vs_default_high = over_default.high
         result.timings = {label: m.summary() for label, m in measured.items()}
-        comparisons = self.check(twin)
+        self.twin = twin
+
+    @property
+    def check_compiles(self) -> bool:
+        """Whether its fp64 check needs a compile of its own (a training graph it changes)."""
+        return self.entry_point == TRAINING and self.change.changes_graph
+
+    def record_check(self, result: WhatIfResult) -> None:
+        """Apply the fp64 criterion to the timed twin's outputs and record the verdict's figures."""
+        assert self.twin is not None, "measure() first"
+        comparisons = self.check(self.twin)
         failing = [c for c in comparisons if not c.passes]
         result.fp64_criterion_passed = bool(comparisons) and not failing
         result.fp64_detail = fp64_detail(comparisons, failing)
@@ -457,10 +525,16 @@ def run_what_ifs(
 ) -> list[WhatIfResult]:
     """Measure each planned what-if; `calls[entry point]` = (eager call, default compiled call).
 
-    A what-if that fails is recorded with its error and the others still run.
+    Every what-if is compiled and timed first; then the fp64 checks. A check that needs no
+    compile of its own runs for every what-if. One that does (a training graph the what-if
+    changes: it is checked on a twin compiled with dropout off) runs only down the list of what
+    could be recommended, fastest first, until one passes: a what-if no faster than the default
+    compile, or slower than one that passed, is never the recommendation, and its check would
+    cost a full compile. A what-if that fails is recorded with its error and the others run.
     """
     criterion = criterion or Fp64Criterion()
-    results = []
+    results: list[WhatIfResult] = []
+    timed: list[tuple[WhatIfRun, WhatIfResult]] = []
     for planned in plan:
         change = what_if_change(planned.name, compile_settings, settings.learning_rate)
         result = WhatIfResult(
@@ -477,13 +551,64 @@ def run_what_ifs(
         on_phase(f"what-if: {planned.name} ({planned.entry_point})")
         run = WhatIfRun(target, change, planned.entry_point, settings, criterion)
         eager_call, default_call = calls[planned.entry_point]
-        with watch_cudagraph_skips() as skips:
-            try:
-                run.measure(eager_call, default_call, result)
-            except Exception as error:  # a failed what-if must not sink the diagnosis
-                result.status = WHAT_IF_FAILED
-                result.reason = f"{planned.reason}; failed: {error_line(error)}"
-        if planned.name == REDUCE_OVERHEAD:
-            result.cudagraph_skips = skips.count
-            result.cudagraph_skip_reasons = skips.reasons
+        if _attempt(result, planned.reason, run.measure, eager_call, default_call, result):
+            timed.append((run, result))
+    for run, result in timed:
+        if not run.check_compiles:
+            on_phase(f"what-if: {result.name} ({result.entry_point}) against fp64")
+            _attempt(result, result.reason, run.record_check, result)
+    for entry_point in dict.fromkeys(result.entry_point for _, result in timed):
+        check_candidates(
+            [(r, w) for r, w in timed if w.entry_point == entry_point and r.check_compiles],
+            [w for _, w in timed if w.entry_point == entry_point],
+            on_phase,
+        )
     return results
+
+
+def _attempt(result: WhatIfResult, reason: str, step: Callable[..., None], *args: Any) -> bool:
+    """Run one step of a what-if; a failure is its record, not the diagnosis's end."""
+    started = time.perf_counter()
+    with watch_cudagraph_skips() as skips:
+        try:
+            step(*args)
+        except Exception as error:  # a failed what-if must not sink the diagnosis
+            result.status = WHAT_IF_FAILED
+            result.reason = f"{reason}; failed: {error_line(error)}"
+            return False
+        finally:
+            result.seconds += time.perf_counter() - started
+            if result.name == REDUCE_OVERHEAD:
+                result.cudagraph_skips = (result.cudagraph_skips or 0) + skips.count
+                result.cudagraph_skip_reasons += skips.reasons
+    return True
+
+
+def check_candidates(
+    costly: Sequence[tuple[WhatIfRun, WhatIfResult]],
+    entry_results: Sequence[WhatIfResult],
+    on_phase: Callable[[str], None],
+) -> None:
+    """Checks that compile: fastest first, only what could be recommended, until one passes."""
+    passed = [
+        w for w in entry_results if w.fp64_criterion_passed is True and w.status == WHAT_IF_MEASURED
+    ]
+    best = max(passed, key=lambda w: w.speedup_vs_eager or 0.0, default=None)
+    order = sorted(costly, key=lambda pair: -(pair[1].speedup_vs_eager or 0.0))
+    for run, result in order:
+        if result.status != WHAT_IF_MEASURED:
+            continue
+        if (result.speedup_vs_default_low or 0.0) <= 1.0:
+            result.fp64_detail = (
+                "not checked (a compile of its own): not clearly faster than the default compile"
+            )
+            continue
+        if best is not None and (result.speedup_vs_eager or 0.0) <= (best.speedup_vs_eager or 0):
+            result.fp64_detail = (
+                f"not checked (a compile of its own): {best.name} measured faster and passed"
+            )
+            continue
+        on_phase(f"what-if: {result.name} ({result.entry_point}) against fp64")
+        checked = _attempt(result, result.reason, run.record_check, result)
+        if checked and result.fp64_criterion_passed:
+            best = result
