@@ -341,3 +341,15 @@ def test_a_break_explains_a_speedup_only_with_a_measured_cost(slow: dict[str, An
     assert "CD102 graph-break" in training_speedup_explained_by(
         slow["probes"], slow["reference_metrics"]
     )
+
+
+def test_a_faster_setting_not_yet_checked_is_not_recommended_but_named(
+    slow: dict[str, Any],
+) -> None:
+    freezing = what_if(slow["probes"], FREEZING, INFERENCE)
+    freezing["fp64_criterion_passed"] = None
+    freezing["fp64_detail"] = "not checked: its check is a compile of its own"
+    assert recommend(slow["probes"])[INFERENCE]["what_if"] is None
+    assert not findings_of(slow["probes"], "faster-compile-setting").get(INFERENCE)
+    (ceiling,) = findings_of(slow["probes"], SPEEDUP_CEILING.name)[INFERENCE]
+    assert any(f"--what-if {FREEZING}" in step for step in ceiling.next_steps)

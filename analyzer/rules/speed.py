@@ -169,6 +169,16 @@ def clearly_faster(what_if: Mapping[str, Any]) -> bool:
     )
 
 
+def faster_but_unchecked(what_if: Mapping[str, Any]) -> bool:
+    """Timed clearly faster than the default compile, its fp64 check not run (it costs a
+    compile of its own, run when the what-if is asked for by name)."""
+    return (
+        what_if.get("status") == WHAT_IF_MEASURED
+        and what_if.get("fp64_criterion_passed") is None
+        and (as_number(what_if.get("speedup_vs_default_low")) or 0.0) > 1.0
+    )
+
+
 def paste_lines(what_if: Mapping[str, Any]) -> list[str]:
     return [line for line in str(what_if.get("paste") or "").splitlines() if line.strip()]
 
@@ -343,6 +353,12 @@ def _ceiling_sentence(ceiling: Mapping[str, Any], bar: float) -> str:
 def _ceiling_steps(record: Mapping[str, Any], what_ifs: Sequence[Mapping[str, Any]]) -> list[str]:
     """The lines of each clearly faster setting; else the what-ifs still to time; the traces."""
     steps = [line for w in what_ifs if clearly_faster(w) for line in paste_lines(w)]
+    steps += [
+        f"compile-diagnose ... --what-if {w.get('name')}  # {_over_default(w)}, "
+        "not yet checked against fp64"
+        for w in what_ifs
+        if faster_but_unchecked(w)
+    ]
     not_run = [str(w.get("name")) for w in what_ifs if w.get("status") == WHAT_IF_NOT_RUN]
     if not steps and not_run:
         steps.append(

@@ -64,7 +64,7 @@ from probes.records.names import (
     TRAINING,
 )
 from probes.records.serialize import to_jsonable
-from probes.records.speed import WHAT_IF_AUTO, EntrySpeed
+from probes.records.speed import WHAT_IF_AUTO, EntrySpeed, requested_what_ifs
 from probes.records.target import BATCH_SIZE
 from probes.speed.attribution import attribute_entry_point
 from probes.speed.what_ifs import WhatIfEvidence, entry_evidence, plan_what_ifs, run_what_ifs
@@ -285,6 +285,8 @@ class DiagnosisRun:
             self.benchmark_settings,
             plan,
             {name: (call(eager), call(compiled)) for name, call in calls.items()},
+            # checks that compile run for what-ifs asked for, not for auto's survey
+            check_costly=requested_what_ifs(self.what_if)[0] != WHAT_IF_AUTO,
             on_phase=self._phase,
         )
         self.writer.record_probe(SPEED_WHAT_IFS, results)

@@ -521,16 +521,20 @@ def run_what_ifs(
     calls: Mapping[str, tuple[Call, Call]],
     *,
     criterion: Fp64Criterion | None = None,
+    check_costly: bool = True,
     on_phase: Callable[[str], None] = lambda _: None,
 ) -> list[WhatIfResult]:
     """Measure each planned what-if; `calls[entry point]` = (eager call, default compiled call).
 
     Every what-if is compiled and timed first; then the fp64 checks. A check that needs no
     compile of its own runs for every what-if. One that does (a training graph the what-if
-    changes: it is checked on a twin compiled with dropout off) runs only down the list of what
-    could be recommended, fastest first, until one passes: a what-if no faster than the default
-    compile, or slower than one that passed, is never the recommendation, and its check would
-    cost a full compile. A what-if that fails is recorded with its error and the others run.
+    changes: it is checked on a twin compiled with dropout off) runs only with `check_costly`
+    (what-ifs asked for by name, or all), and then only down the list of what could be
+    recommended, fastest first, until one passes: a what-if no faster than the default compile,
+    or slower than one that passed, is never the recommendation, and its check would cost a full
+    compile (on ACT's CPU preset, 31 s of a 3-minute diagnosis). Without it, such a what-if is
+    recorded as not checked, with the command that checks it. A what-if that fails is recorded
+    with its error and the others run.
     """
     criterion = criterion or Fp64Criterion()
     results: list[WhatIfResult] = []
@@ -557,9 +561,17 @@ def run_what_ifs(
         if not run.check_compiles:
             on_phase(f"what-if: {result.name} ({result.entry_point}) against fp64")
             _attempt(result, result.reason, run.record_check, result)
-    for entry_point in dict.fromkeys(result.entry_point for _, result in timed):
+    costly = [(run, result) for run, result in timed if run.check_compiles]
+    if not check_costly:
+        for _, result in costly:
+            result.fp64_detail = (
+                "not checked: its check is a compile of its own (a training graph with dropout "
+                f"off), run only when asked: --what-if {result.name}"
+            )
+        return results
+    for entry_point in dict.fromkeys(result.entry_point for _, result in costly):
         check_candidates(
-            [(r, w) for r, w in timed if w.entry_point == entry_point and r.check_compiles],
+            [(r, w) for r, w in costly if w.entry_point == entry_point],
             [w for _, w in timed if w.entry_point == entry_point],
             on_phase,
         )
