@@ -12,7 +12,10 @@ each copy is timed three ways, one after the other:
    otherwise, which is not how the model runs in the user's process.
 
 Prints each harness's medians, spreads and eager/compiled ratio with the range the spreads allow.
-The first two should agree within that range; the third measures something else. With
+The first two should agree within that range; the third measures something else. The probe's
+round also times a third copy compiled with `layout_optimization=False` (the
+`no-layout-optimization` what-if): on this CPU Inductor's channels-last convolutions are what
+make the compiled call's time (and so the ratio) move between runs and between processes. With
 `--background-load`, a last round runs beside another process that keeps one core busy (as a
 second test run or a build would): on 2 cores this moves the ratio by more than any harness does.
 
@@ -36,7 +39,11 @@ import torch.utils.benchmark as torch_benchmark
 
 from probes.benchmark import BenchmarkProbe
 from probes.records.benchmark import BenchmarkSettings
+from probes.records.divergence import Fp64Criterion
+from probes.records.names import INFERENCE
+from probes.records.speed import NO_LAYOUT_OPTIMIZATION
 from probes.records.timing import Measurement, Speedup
+from probes.speed.what_ifs import WhatIfRun, what_if_change
 from probes.targets.lerobot.policy import PolicyRequest, build_target
 from probes.targets.target import CompileSettings
 from probes.timing import measure_interleaved
@@ -106,6 +113,10 @@ def main() -> None:
     probe.run()  # compiles and first-calls as the diagnosis does, then its own timing
     eager, compiled = probe.eager, probe.compiled
     assert eager is not None and compiled is not None
+    no_layout = what_if_change(NO_LAYOUT_OPTIMIZATION, CompileSettings(), settings.learning_rate)
+    eager_layout = WhatIfRun(target, no_layout, INFERENCE, settings, Fp64Criterion())
+    eager_layout_call = eager_layout.call_of(target.compiled_copy(no_layout.settings))
+    eager_layout_call()  # its compile
 
     def eager_call():
         with torch.no_grad():
@@ -133,7 +144,9 @@ def main() -> None:
         busy = " (another process busy on one core)" if loaded else ""
         print(f"-- round {round_index + 1}{busy}")
         with background_load(loaded):
-            rows = time_round(eager_call, compiled_call, settings, threads, args.min_run_time)
+            rows = time_round(
+                eager_call, compiled_call, eager_layout_call, settings, threads, args.min_run_time
+            )
         for name, (e, c) in rows.items():
             label = name + (" +load" if loaded else "")
             print(line(label, e, c))
@@ -147,18 +160,22 @@ def main() -> None:
 def time_round(
     eager_call: Callable[[], Any],
     compiled_call: Callable[[], Any],
+    eager_layout_call: Callable[[], Any],
     settings: BenchmarkSettings,
     threads: int,
     min_run_time: float,
 ) -> dict[str, tuple[Measurement, Measurement]]:
     """The same two calls timed by the probe's harness and by Timer, with two thread counts."""
     measured = measure_interleaved(
-        {"eager": eager_call, "compiled": compiled_call},
+        {"eager": eager_call, "compiled": compiled_call, "eager layout": eager_layout_call},
         iters=max(settings.iters_inference, 30),
         warmup=settings.warmup,
         device="cpu",
     )
-    rows = {"probe harness (interleaved)": (measured["eager"], measured["compiled"])}
+    rows = {
+        "probe harness (interleaved)": (measured["eager"], measured["compiled"]),
+        "  same run, layout_optimization=False": (measured["eager"], measured["eager layout"]),
+    }
     for count, label in ((threads, f"{threads} threads"), (1, "1 thread (default)")):
         rows[f"torch.utils.benchmark.Timer, {label}"] = (
             timer_measurement("eager", eager_call, count, min_run_time),

@@ -74,14 +74,20 @@ def freezing_of(diagnosis: dict[str, Any]) -> dict[str, Any]:
 def test_recommendation_line_gives_the_setting_its_speedup_and_the_paste(
     slow: dict[str, Any],
 ) -> None:
-    lines = lines_of(recommendation_lines(slow["recommendation"]))
+    lines = lines_of(recommendation_lines(slow["recommendation"]), width=200)
     freezing = freezing_of(slow)
     speedup = speedup_range(
         freezing["speedup_vs_eager"], freezing["speedup_low"], freezing["speedup_high"]
     )
     assert lines[0] == "Recommendation"
+    over_default = speedup_range(
+        freezing["speedup_vs_default"],
+        freezing["speedup_vs_default_low"],
+        freezing["speedup_vs_default_high"],
+    )
     assert lines[1] == (
-        f"  inference: torch._inductor.config.freezing = True — {speedup} over eager"
+        f"  inference: torch._inductor.config.freezing = True — {speedup} over eager, "
+        f"{over_default} over the default compile"
     )
     assert lines[2] == f"    {freezing['paste']}"
     assert lines[3].startswith("  training: optimizer = torch.optim.Adam(")

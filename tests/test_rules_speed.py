@@ -233,6 +233,8 @@ def test_recommendation_is_the_best_measured_setting(slow: dict[str, Any]) -> No
         "speedup_low": freezing["speedup_low"],
         "speedup_high": freezing["speedup_high"],
         "paste": freezing["paste"],
+        "speedup_vs_default": freezing["speedup_vs_default"],
+        "reason": recommendation[INFERENCE]["reason"],  # its own test below
     }
     assert recommendation[TRAINING]["what_if"] == COMPILED_OPTIMIZER
 
@@ -353,3 +355,20 @@ def test_a_faster_setting_not_yet_checked_is_not_recommended_but_named(
     assert not findings_of(slow["probes"], "faster-compile-setting").get(INFERENCE)
     (ceiling,) = findings_of(slow["probes"], SPEEDUP_CEILING.name)[INFERENCE]
     assert any(f"--what-if {FREEZING}" in step for step in ceiling.next_steps)
+
+
+def test_a_recommendation_says_where_it_leaves_eager(slow: dict[str, Any]) -> None:
+    recommended = recommend(slow["probes"])[INFERENCE]
+    freezing = what_if(slow["probes"], FREEZING, INFERENCE)
+    assert recommended["reason"].startswith(
+        speedup_range(
+            freezing["speedup_vs_default"],
+            freezing["speedup_vs_default_low"],
+            freezing["speedup_vs_default_high"],
+        )
+        + " over the default compile"
+    )
+    assert "eager" not in recommended["reason"]  # clearly faster than eager: nothing to add
+    for key in ("speedup_vs_eager", "speedup_low", "speedup_high"):
+        freezing[key] = {"speedup_vs_eager": 0.9, "speedup_low": 0.85, "speedup_high": 0.95}[key]
+    assert "eager is still faster" in recommend(slow["probes"])[INFERENCE]["reason"]

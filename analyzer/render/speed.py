@@ -85,7 +85,8 @@ def recommendation_sentence(entry_point: str, recommended: Mapping[str, Any]) ->
     speedup = speedup_range(
         recommended.get("speedup"), recommended.get("speedup_low"), recommended.get("speedup_high")
     )
-    return f"{entry_point}: {setting_of(recommended)} — {speedup} over eager"
+    reason = f", {recommended['reason']}" if recommended.get("reason") else ""
+    return f"{entry_point}: {setting_of(recommended)} — {speedup} over eager{reason}"
 
 
 def extra_paste_lines(recommended: Mapping[str, Any]) -> list[str]:

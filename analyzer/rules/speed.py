@@ -434,8 +434,21 @@ def recommend(probes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             "speedup_low": as_number(best.get("speedup_low")),
             "speedup_high": as_number(best.get("speedup_high")),
             "paste": str(best.get("paste") or ""),
+            "speedup_vs_default": as_number(best.get("speedup_vs_default")),
+            "reason": _against_eager(best),
         }
     return recommendation
+
+
+def _against_eager(what_if: Mapping[str, Any]) -> str:
+    """The best setting's gain over the default compile, and where it leaves eager."""
+    text = _over_default(what_if)
+    high, low = as_number(what_if.get("speedup_high")), as_number(what_if.get("speedup_low"))
+    if high is not None and high < 1.0:
+        return f"{text}; eager is still faster: the best measured is not to compile this call"
+    if low is not None and low <= 1.0:
+        return f"{text}; not clearly faster than eager"
+    return text
 
 
 def _best(what_ifs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
