@@ -372,3 +372,19 @@ def test_a_recommendation_says_where_it_leaves_eager(slow: dict[str, Any]) -> No
     for key in ("speedup_vs_eager", "speedup_low", "speedup_high"):
         freezing[key] = {"speedup_vs_eager": 0.9, "speedup_low": 0.85, "speedup_high": 0.95}[key]
     assert "eager is still faster" in recommend(slow["probes"])[INFERENCE]["reason"]
+
+
+def test_the_ceiling_says_when_the_same_library_calls_run_slower_compiled(
+    slow: dict[str, Any],
+) -> None:
+    library = next(
+        s
+        for s in slow["probes"]["speed"][INFERENCE]["attribution"]
+        if s["category"] == "library_kernels"
+    )
+    library["compiled_ms"] = 1.05 * library["eager_ms"]  # alike: nothing to say
+    (finding,) = findings_of(slow["probes"], SPEEDUP_CEILING.name)[INFERENCE]
+    assert "The same library calls take" not in finding.cause
+    library["compiled_ms"] = 2 * library["eager_ms"]
+    (finding,) = findings_of(slow["probes"], SPEEDUP_CEILING.name)[INFERENCE]
+    assert f"against {ms(library['eager_ms'])} in eager (2.00x)" in finding.cause

@@ -20,6 +20,8 @@ from probes.records.reference import REFERENCE_SPEEDUP
 from probes.records.serialize import as_number
 from probes.records.speed import (
     CATEGORY_LABELS,
+    LIBRARY_KERNELS,
+    LIBRARY_SLOWDOWN,
     WHAT_IF_ALL,
     WHAT_IF_FAILED,
     WHAT_IF_MEASURED,
@@ -266,7 +268,8 @@ def speedup_ceiling(
     cause = (
         f"The {entry_point} speedup is {_speedup_text(speedup)}. Under the profiler a compiled "
         f"call takes {ms(compiled_ms)} against eager's {ms(eager_ms)}: "
-        f"{_largest_categories(record)}. {_ceiling_sentence(ceiling, bar)}"
+        f"{_largest_categories(record)}.{_library_slowdown_sentence(record)} "
+        f"{_ceiling_sentence(ceiling, bar)}"
     )
     cause += f" Tried: {tried_text(own)}."
     slower = None if eager_ms is None or compiled_ms is None else compiled_ms - eager_ms
@@ -291,6 +294,21 @@ def speedup_ceiling(
         },
         next_steps=_ceiling_steps(record, own),
         impact_ms=slower if slower is not None and slower > 0 else None,
+    )
+
+
+def _library_slowdown_sentence(record: Mapping[str, Any]) -> str:
+    """ " The same library calls take ... in the compiled call", where they run markedly slower
+    there than in eager (the threshold from which the no-layout-optimization what-if is tried)."""
+    library = next(
+        (s for s in record.get("attribution") or [] if s.get("category") == LIBRARY_KERNELS), {}
+    )
+    eager, compiled = as_number(library.get("eager_ms")), as_number(library.get("compiled_ms"))
+    if not eager or not compiled or compiled / eager < LIBRARY_SLOWDOWN:
+        return ""
+    return (
+        f" The same library calls take {ms(compiled)} in the compiled call against {ms(eager)} "
+        f"in eager ({times(compiled / eager)})."
     )
 
 
