@@ -41,14 +41,8 @@ from probes.records.speed import (
     WHAT_IF_NOT_RUN,
     WhatIfResult,
 )
-from probes.speed.what_ifs import (
-    EntryEvidence,
-    WhatIfEvidence,
-    WhatIfRun,
-    check_candidates,
-    plan_what_ifs,
-    what_if_change,
-)
+from probes.speed.plan import EntryEvidence, WhatIfEvidence, plan_what_ifs
+from probes.speed.what_ifs import WhatIfRun, check_candidates, what_if_change
 from probes.targets.module import module_target
 from probes.targets.target import CompileSettings
 

@@ -67,7 +67,8 @@ from probes.records.serialize import to_jsonable
 from probes.records.speed import WHAT_IF_AUTO, EntrySpeed, requested_what_ifs
 from probes.records.target import BATCH_SIZE
 from probes.speed.attribution import attribute_entry_point
-from probes.speed.what_ifs import WhatIfEvidence, entry_evidence, plan_what_ifs, run_what_ifs
+from probes.speed.plan import WhatIfEvidence, entry_evidence, plan_what_ifs
+from probes.speed.what_ifs import run_what_ifs
 from probes.targets.target import CompileSettings, Target
 
 Progress = Callable[[str], None]

@@ -15,9 +15,8 @@ A what-if is a twin of the benchmark's compiled copy with one thing changed (`WH
 Each is timed with the benchmark's harness (`measure_interleaved`: eager, the default compile and
 the what-if round-robin, median and spread), and its outputs are checked against an fp64 eager
 reference with the criterion of PyTorch's own harness (`probes.divergence.fp64_criterion`), so
-that a setting that is faster but wrong is never the one recommended. Which what-ifs run is the
-plan's (`plan_what_ifs`): by default (`auto`) those the time attribution points to, each with the
-figures that made it run or not; judging the results is left to the rules.
+that a setting that is faster but wrong is never the one recommended. Which what-ifs run is
+`probes.speed.plan`'s; judging the results is left to the rules.
 
 A twin compiles with a `FreshBackend`, so its compile is its own and the benchmark's copies keep
 theirs (see `probes.speed.backends`).
@@ -47,211 +46,28 @@ from probes.divergence.runs import (
 from probes.errors import error_line
 from probes.records.benchmark import BenchmarkSettings
 from probes.records.divergence import Fp64Criterion, OutputComparison
-from probes.records.kernels import LAUNCH_BOUND_BUSY
 from probes.records.names import INFERENCE, TRAINING
 from probes.records.speed import (
     COMPILED_OPTIMIZER,
     FREEZING,
-    FREEZING_LIBRARY_SHARE,
-    LIBRARY_KERNELS,
-    LIBRARY_SLOWDOWN,
     MAX_AUTOTUNE,
     NO_GRAPH_BREAKS,
     NO_LAYOUT_OPTIMIZATION,
-    OUTSIDE_COMPILED_SHARE,
     REDUCE_OVERHEAD,
-    WHAT_IF_ALL,
-    WHAT_IF_AUTO,
     WHAT_IF_FAILED,
     WHAT_IF_MEASURED,
-    WHAT_IF_NONE,
     WHAT_IF_NOT_RUN,
-    WHAT_IFS,
-    EntrySpeed,
     WhatIfResult,
-    requested_what_ifs,
 )
 from probes.records.timing import Speedup
 from probes.speed.backends import FreshBackend, mode_config
 from probes.speed.cudagraph_skips import watch_cudagraph_skips
+from probes.speed.plan import PlannedWhatIf
 from probes.targets.target import CompileSettings, Target
 from probes.timing import measure_interleaved, time_first_call
 
 Call = Callable[[], Any]
 OPTIMIZER_PARAMETERS = "parameters after one optimizer step"
-
-
-# --- the plan ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EntryEvidence:
-    """What the plan reads of one entry point, all measured earlier in the run."""
-
-    library_share: float | None = None  # library kernels / the compiled call's span
-    library_slowdown: float | None = None  # the compiled call's library time / eager's
-    break_ms: float = 0.0  # eager gaps between compiled regions, per call
-    outside_rest_share: float | None = None  # other work outside compiled code / the span
-    scalar_read_breaks: int = 0  # scalar-read breaks the graph-break probe found
-    frames_given_up: int = 0  # frames of the compiled call dynamo failed on (they run eager)
-    gpu_busy: float | None = None  # the compiled call's GPU busy fraction (CUDA)
-
-
-def entry_evidence(
-    speed: EntrySpeed | None,
-    *,
-    scalar_read_breaks: int = 0,
-    frames: Sequence[Mapping[str, Any]] = (),
-    gpu_busy: float | None = None,
-) -> EntryEvidence:
-    """An entry point's figures for the plan: its time attribution (None when the kernel probe
-    did not run), the scalar-read breaks explain found, the frames the benchmark's compile
-    recorded (`{"fail_type", ...}`) and the compiled call's GPU busy fraction."""
-    given_up = sum(1 for frame in frames if frame.get("fail_type"))
-    if speed is None:
-        return EntryEvidence(
-            scalar_read_breaks=scalar_read_breaks, frames_given_up=given_up, gpu_busy=gpu_busy
-        )
-    library = next((s for s in speed.attribution if s.category == LIBRARY_KERNELS), None)
-    rest = speed.outside_compiled_rest_ms
-    return EntryEvidence(
-        library_share=speed.ceiling.library_share,
-        library_slowdown=library.compiled_ms / library.eager_ms
-        if library and library.eager_ms and library.compiled_ms
-        else None,
-        break_ms=sum(cost.ms_per_call for cost in speed.break_costs),
-        outside_rest_share=rest / speed.compiled_ms
-        if rest is not None and speed.compiled_ms
-        else None,
-        scalar_read_breaks=scalar_read_breaks,
-        frames_given_up=given_up,
-        gpu_busy=gpu_busy,
-    )
-
-
-@dataclass(frozen=True)
-class WhatIfEvidence:
-    device_type: str  # "cpu" or "cuda"
-    settings: CompileSettings  # how the benchmark compiled
-    entry_points: Mapping[str, EntryEvidence]
-
-
-@dataclass(frozen=True)
-class PlannedWhatIf:
-    name: str
-    entry_point: str
-    run: bool
-    reason: str  # the figures that made it run or not
-
-
-def plan_what_ifs(requested: str | Sequence[str], evidence: WhatIfEvidence) -> list[PlannedWhatIf]:
-    """Every what-if for every entry point it applies to: whether it runs, and why."""
-    mode, names = requested_what_ifs(requested)
-    planned = []
-    for name in WHAT_IFS:
-        for entry_point, figures in evidence.entry_points.items():
-            cannot = _cannot_apply(name, entry_point, evidence)
-            if cannot == _NOT_THIS_ENTRY_POINT:
-                continue
-            pointed, why = _pointed_to(name, figures, evidence)
-            if cannot:
-                planned.append(PlannedWhatIf(name, entry_point, False, cannot))
-            elif mode == WHAT_IF_NONE:
-                planned.append(
-                    PlannedWhatIf(name, entry_point, False, "what-ifs off (--what-if none)")
-                )
-            elif mode == WHAT_IF_AUTO:
-                planned.append(PlannedWhatIf(name, entry_point, pointed, why))
-            elif mode == WHAT_IF_ALL or name in names:
-                planned.append(PlannedWhatIf(name, entry_point, True, f"asked for; {why}"))
-            else:
-                planned.append(PlannedWhatIf(name, entry_point, False, f"not asked for; {why}"))
-    return planned
-
-
-_NOT_THIS_ENTRY_POINT = "-"
-_INDUCTOR_SETTINGS = (FREEZING, NO_LAYOUT_OPTIMIZATION, MAX_AUTOTUNE, REDUCE_OVERHEAD)
-
-
-def _cannot_apply(name: str, entry_point: str, evidence: WhatIfEvidence) -> str:
-    """Why `name` cannot run for this entry point here ("" when it can)."""
-    settings = evidence.settings
-    if name == FREEZING and entry_point != INFERENCE:
-        return _NOT_THIS_ENTRY_POINT  # frozen weights cannot be trained
-    if name == COMPILED_OPTIMIZER and entry_point != TRAINING:
-        return _NOT_THIS_ENTRY_POINT
-    if settings.how == "config":
-        return "the policy's own compile switch made the compiled copy: its settings are fixed"
-    if name in _INDUCTOR_SETTINGS and settings.backend_name != "inductor":
-        return f"an Inductor setting, and this run compiles with backend {settings.backend_name}"
-    if name == REDUCE_OVERHEAD and evidence.device_type != "cuda":
-        return (
-            "CUDA graphs replay recorded GPU work, and this run is on "
-            f"{evidence.device_type}: the what-if needs a GPU"
-        )
-    return ""
-
-
-def _pointed_to(name: str, figures: EntryEvidence, evidence: WhatIfEvidence) -> tuple[bool, str]:
-    """Whether the attribution points to `name` (what `auto` runs), and the figures that say so."""
-    if name == FREEZING:
-        share = figures.library_share
-        if share is None:
-            return False, "no library kernel time was measured in the compiled call"
-        side = "at or above" if share >= FREEZING_LIBRARY_SHARE else "below"
-        return share >= FREEZING_LIBRARY_SHARE, (
-            f"library kernels are {100 * share:.0f} % of the compiled call, {side} the "
-            f"{100 * FREEZING_LIBRARY_SHARE:.0f} % from which freezing is tried"
-        )
-    if name == NO_LAYOUT_OPTIMIZATION:
-        slowdown = figures.library_slowdown
-        if slowdown is None:
-            return False, "no library kernel time was measured on both sides"
-        side = "at or above" if slowdown >= LIBRARY_SLOWDOWN else "below"
-        return slowdown >= LIBRARY_SLOWDOWN, (
-            f"the same library calls take {slowdown:.2f}x eager's time in the compiled call, "
-            f"{side} the {LIBRARY_SLOWDOWN:.2f}x from which eager's layout is tried"
-        )
-    if name == NO_GRAPH_BREAKS:
-        breaks = figures.scalar_read_breaks
-        if breaks == 0:
-            return False, "the graph-break probe found no scalar-read break"
-        if figures.break_ms > 0:
-            return True, (
-                f"{breaks} scalar-read break(s); the eager gaps between compiled regions take "
-                f"{figures.break_ms:.3g} ms per call"
-            )
-        if figures.frames_given_up > 0:
-            return True, (
-                f"{breaks} scalar-read break(s); dynamo gave up on {figures.frames_given_up} "
-                "frame(s) of the compiled call, which run eager (a break in a loop skips its "
-                "whole frame)"
-            )
-        return False, (
-            f"{breaks} scalar-read break(s) found, but the compiled call shows no eager gap "
-            "between compiled regions and no frame dynamo gave up on: the break lies outside "
-            "the compiled code"
-        )
-    if name == COMPILED_OPTIMIZER:
-        share = figures.outside_rest_share
-        if share is None:
-            return False, "no time outside compiled code was measured"
-        side = "at or above" if share >= OUTSIDE_COMPILED_SHARE else "below"
-        return share >= OUTSIDE_COMPILED_SHARE, (
-            f"work outside compiled code (graph-break gaps apart) is {100 * share:.0f} % of the "
-            f"compiled step, {side} the {100 * OUTSIDE_COMPILED_SHARE:.0f} % from which the "
-            "fused optimizer is tried"
-        )
-    if name == REDUCE_OVERHEAD:
-        busy = figures.gpu_busy
-        if busy is None:
-            return False, "the compiled call recorded no device activity"
-        side = "below" if busy < LAUNCH_BOUND_BUSY else "at or above"
-        return busy < LAUNCH_BOUND_BUSY, (
-            f"GPU busy {100 * busy:.1f} % of the compiled call, {side} the "
-            f"{100 * LAUNCH_BOUND_BUSY:.0f} % below which CUDA graphs are tried"
-        )
-    return False, "run only when asked: max-autotune compiles take many minutes"
 
 
 # --- one what-if -----------------------------------------------------------------------------
