@@ -9,7 +9,8 @@ Two probe sections and one conclusion live in `diagnosis.json`:
         # {name, entry_point, status, reason, settings, paste, compile_s, median_ms,
         #  speedup_vs_eager, speedup_low, speedup_high, speedup_vs_default,
         #  fp64_criterion_passed, ...}
-    recommendation = {"<entry point>": {what_if, speedup, speedup_low, speedup_high, paste}
+    recommendation = {"<entry point>": {what_if, speedup, speedup_low, speedup_high, paste,
+                                        speedup_vs_default, reason}
                                        | {what_if: None, reason}}   (the analyzer's)
 
 The attribution splits one call's time into `CATEGORIES`. On a CPU the split is of the host
@@ -103,7 +104,8 @@ LIBRARY_OP_MARKERS = (
 # `probes.records.kernels`: flash and memory-efficient attention.
 LIBRARY_KERNEL_MARKERS = ("flash", "fmha", "efficient_attention", "mem_eff")
 
-# A library op's share of the compiled call at or above which `--what-if auto` tries freezing.
+# The library kernels' share of the compiled call at or above which `--what-if auto` tries
+# freezing (weights as constants: oneDNN pre-packs them, and convolutions fold batch norm).
 FREEZING_LIBRARY_SHARE = 0.25
 # The compiled call's library time over eager's (the same calls) at or above which
 # `--what-if auto` tries Inductor's layout optimization off: it hands convolutions channels-last
