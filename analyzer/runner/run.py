@@ -261,16 +261,20 @@ class DiagnosisRun:
         self.kernels = report
         self.writer.record_probe(KERNELS, report)
         self._phase("attributing the time of each call")
-        capture = to_jsonable(self.benchmark.result.capture)
         for entry in report.entry_points:
             self.speed[entry.name] = attribute_entry_point(
                 entry.name,
                 entry.eager.trace_path,
                 entry.compiled.trace_path,
                 device_type=target.device.type,
-                compiled_frames=(capture.get(entry.name) or {}).get("frames") or [],
+                compiled_frames=self._compiled_frames(entry.name),
             )
         self.writer.record_probe(SPEED, self.speed)
+
+    def _compiled_frames(self, entry_point: str) -> list[dict[str, Any]]:
+        """The frames the benchmark's first call of an entry point compiled, as recorded."""
+        capture = self.benchmark.result.capture.get(entry_point) if self.benchmark else None
+        return list(to_jsonable(capture or {}).get("frames") or [])
 
     def _run_what_ifs(self) -> None:
         """More compiles of the model, one per lever; by default those the attribution points to."""
@@ -301,12 +305,11 @@ class DiagnosisRun:
             report.entry_point: sum(1 for b in report.breaks if b.category == SCALAR_READ)
             for report in self.break_reports
         }
-        capture = to_jsonable(self.benchmark.result.capture) if self.benchmark else {}
         entry_points = {
             name: entry_evidence(
                 self.speed.get(name),
                 scalar_read_breaks=scalar_reads.get(name, 0),
-                frames=(capture.get(name) or {}).get("frames") or [],
+                frames=self._compiled_frames(name),
                 gpu_busy=busy.get(name),
             )
             for name in self.target.entry_points
