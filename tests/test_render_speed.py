@@ -281,3 +281,11 @@ def test_markdown_tables_where_the_time_goes(slow: dict[str, Any]) -> None:
 def test_markdown_without_a_recommendation_has_no_such_section(slow: dict[str, Any]) -> None:
     markdown = report_markdown({**slow, "recommendation": None})
     assert "## Recommendation" not in markdown
+
+
+def test_a_what_if_not_checked_says_why_and_how_to_check_it(slow: dict[str, Any]) -> None:
+    freezing = freezing_of(slow)
+    freezing["fp64_criterion_passed"] = None
+    freezing["fp64_detail"] = "not checked: its check is a compile of its own, --what-if freezing"
+    text = " ".join(text_of(speed_view(slow["probes"]), width=200).split())
+    assert freezing["fp64_detail"] in text

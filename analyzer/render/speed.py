@@ -230,8 +230,8 @@ def _note(what_if: Mapping[str, Any]) -> str:
     notes = []
     if what_if.get("status") != WHAT_IF_MEASURED:
         notes.append(str(what_if.get("reason") or ""))
-    elif what_if.get("fp64_criterion_passed") is False and what_if.get("fp64_detail"):
-        notes.append(str(what_if["fp64_detail"]))
+    elif what_if.get("fp64_criterion_passed") is not True and what_if.get("fp64_detail"):
+        notes.append(str(what_if["fp64_detail"]))  # what failed, or why it was not checked
     notes += [f"cudagraph skipped: {r}" for r in what_if.get("cudagraph_skip_reasons") or []]
     return "; ".join(n for n in notes if n)
 
