@@ -30,6 +30,7 @@ def one_error_line(err: str) -> str:
         (["act", "--iters-inference", "-3"], "must be at least 1"),
         (["act", "--mode", "fastest"], "invalid choice: 'fastest'"),
         (["act", "--backend", "no_such_backend"], "unknown backend"),
+        (["act", "--what-if", "freezing,warp-speed"], "unknown what-if warp-speed"),
         (["act", "--compile-how", "config", *QUICK], "has no compile switch"),
         (["act", "--policy.not_a_field=1", *QUICK], "no field 'not_a_field'"),
         (["act", "--policy.use_vae=maybe", *QUICK], "--policy.use_vae=maybe"),

@@ -36,6 +36,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def what_ifs_argument(text: str) -> tuple[str, ...]:
+    """`--what-if`: auto, none, all, or comma-separated names, checked as the line is parsed."""
+    try:
+        return what_if_request(text, option="--what-if")
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--what-if: ")) from None
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options every diagnosis takes (policies and modules alike)."""
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -67,7 +75,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--what-if",
-        default=WHAT_IF_AUTO,
+        type=what_ifs_argument,
+        default=(WHAT_IF_AUTO,),
         metavar="auto|none|all|NAMES",
         help="what-ifs for speed, each one more compile timed against eager and the default: "
         f"auto (default: those the time attribution points to), none, all, or names among "
@@ -175,7 +184,7 @@ def diagnose_and_show(
             progress=progress,
             localize=args.localize,
             rng_what_if=args.rng_what_if,
-            what_if=what_if_request(args.what_if, option="--what-if"),
+            what_if=args.what_if,
             fresh_cache=args.fresh_cache,
         )
     show(diagnosis, args)
