@@ -151,12 +151,17 @@ def test_an_optimizer_bound_step_gets_the_fused_optimizer(optimizer_bound) -> No
 
 
 def test_a_model_compile_speeds_up_gets_no_speed_finding(pointwise) -> None:
+    """Fused pointwise work (2.1x here, even with CI running beside it): nothing to explain.
+
+    No speed target is asserted (timing on 2 shared cores is noisy); the finding must follow the
+    measured speedup either way, and no figure points to any what-if."""
     record = pointwise.to_dict()
-    timing = record["probes"]["benchmark"]["timings"][INFERENCE]
-    assert timing["speedup"]["ratio"] > 1.1
-    assert not [f for f in pointwise.findings if f.name in ("speedup-ceiling",)]
+    speedup = record["probes"]["benchmark"]["timings"][INFERENCE]["speedup"]["ratio"]
+    ceiling = [f for f in pointwise.findings if f.name == "speedup-ceiling"]
+    assert bool(ceiling) is (speedup <= 1.1)
     assert all(w["status"] == WHAT_IF_NOT_RUN for w in record["probes"][SPEED_WHAT_IFS])
     assert record["recommendation"][INFERENCE]["what_if"] is None
+    assert not [f for f in pointwise.findings if f.name == "faster-compile-setting"]
 
 
 # --- the plan, on given figures -----------------------------------------------------------
