@@ -4,6 +4,7 @@ conclusions made as a run's end makes them. No torch."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -284,6 +285,7 @@ def test_markdown_without_a_recommendation_has_no_such_section(slow: dict[str, A
 
 
 def test_a_what_if_not_checked_says_why_and_how_to_check_it(slow: dict[str, Any]) -> None:
+    slow = copy.deepcopy(slow)  # the fixture is shared by the module's tests
     freezing = freezing_of(slow)
     freezing["fp64_criterion_passed"] = None
     freezing["fp64_detail"] = "not checked: its check is a compile of its own, --what-if freezing"
