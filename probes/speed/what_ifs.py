@@ -38,14 +38,16 @@ from probes.benchmark import TrainingLoop
 from probes.divergence.fp64_criterion import compare, compare_outputs
 from probes.divergence.fp64_reference import float64_copy, run_float64
 from probes.divergence.runs import (
+    Outputs,
     inference_outputs,
+    parameter_name,
     run_entry_float64,
     training_outputs,
     what_if,
 )
 from probes.errors import error_line
 from probes.records.benchmark import BenchmarkSettings
-from probes.records.divergence import Fp64Criterion, OutputComparison
+from probes.records.divergence import GRAD_PREFIX, Fp64Criterion, OutputComparison
 from probes.records.names import INFERENCE, TRAINING
 from probes.records.speed import (
     COMPILED_OPTIMIZER,
@@ -157,6 +159,24 @@ def settings_in_force(change: WhatIfChange) -> Iterator[None]:
         yield
 
 
+class InferenceReference:
+    """Eager fp32's and fp64's inference outputs: the same for every what-if of inference, so
+    computed once, when the first check asks for them."""
+
+    def __init__(self, target: Target, seed: int) -> None:
+        self.target, self.seed = target, seed
+        self._outputs: tuple[Outputs, Outputs] | None = None
+
+    def outputs(self) -> tuple[Outputs, Outputs]:
+        """(eager fp32, fp64) outputs of a fresh copy each."""
+        if self._outputs is None:
+            target, seed = self.target, self.seed
+            eager = inference_outputs(target, target.fresh_copy(), seed)
+            fp64 = run_entry_float64(target, INFERENCE, float64_copy(target), seed)
+            self._outputs = eager, fp64
+        return self._outputs
+
+
 class WhatIfRun:
     """Compile, time and check one what-if of one entry point."""
 
@@ -167,12 +187,14 @@ class WhatIfRun:
         entry_point: str,
         settings: BenchmarkSettings,
         criterion: Fp64Criterion,
+        reference: InferenceReference | None = None,
     ) -> None:
         self.target = target
         self.change = change
         self.entry_point = entry_point
         self.settings = settings
         self.criterion = criterion
+        self.reference = reference or InferenceReference(target, settings.seed)
         self.twin: nn.Module | None = None
 
     def call_of(self, copy: nn.Module) -> Call:
@@ -243,8 +265,7 @@ class WhatIfRun:
         """The what-if's outputs against an fp64 eager reference, beside eager fp32's."""
         target, seed = self.target, self.settings.seed
         if self.entry_point == INFERENCE:
-            eager = inference_outputs(target, target.fresh_copy(), seed)
-            fp64 = run_entry_float64(target, INFERENCE, float64_copy(target), seed)
+            eager, fp64 = self.reference.outputs()
             with settings_in_force(self.change):
                 candidate = inference_outputs(target, twin, seed)
             return compare_outputs(eager, candidate, fp64, self.criterion)
@@ -296,9 +317,6 @@ def _one_step(
     options: Mapping[str, Any],
 ) -> torch.Tensor:
     """The parameters after one Adam step from `grads`, flattened into one vector."""
-    from probes.divergence.runs import parameter_name
-    from probes.records.divergence import GRAD_PREFIX
-
     parameters = []
     for name, parameter in copy.named_parameters():
         grad = grads.get(GRAD_PREFIX + parameter_name(name))
@@ -353,6 +371,7 @@ def run_what_ifs(
     with its error and the others run.
     """
     criterion = criterion or Fp64Criterion()
+    reference = InferenceReference(target, settings.seed)
     results: list[WhatIfResult] = []
     timed: list[tuple[WhatIfRun, WhatIfResult]] = []
     for planned in plan:
@@ -369,7 +388,7 @@ def run_what_ifs(
         if not planned.run or planned.entry_point not in calls:
             continue
         on_phase(f"what-if: {planned.name} ({planned.entry_point})")
-        run = WhatIfRun(target, change, planned.entry_point, settings, criterion)
+        run = WhatIfRun(target, change, planned.entry_point, settings, criterion, reference)
         eager_call, default_call = calls[planned.entry_point]
         if _attempt(result, planned.reason, run.measure, eager_call, default_call, result):
             timed.append((run, result))
