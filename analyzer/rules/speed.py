@@ -26,6 +26,7 @@ from probes.records.speed import (
     WHAT_IF_FAILED,
     WHAT_IF_MEASURED,
     WHAT_IF_NOT_RUN,
+    clearly_faster_than_default,
 )
 
 # --- the rules of this family, documented beside their checks --------------------
@@ -167,7 +168,7 @@ def clearly_faster(what_if: Mapping[str, Any]) -> bool:
     return (
         what_if.get("status") == WHAT_IF_MEASURED
         and what_if.get("fp64_criterion_passed") is True
-        and (as_number(what_if.get("speedup_vs_default_low")) or 0.0) > 1.0
+        and clearly_faster_than_default(as_number(what_if.get("speedup_vs_default_low")))
     )
 
 
@@ -177,7 +178,7 @@ def faster_but_unchecked(what_if: Mapping[str, Any]) -> bool:
     return (
         what_if.get("status") == WHAT_IF_MEASURED
         and what_if.get("fp64_criterion_passed") is None
-        and (as_number(what_if.get("speedup_vs_default_low")) or 0.0) > 1.0
+        and clearly_faster_than_default(as_number(what_if.get("speedup_vs_default_low")))
     )
 
 

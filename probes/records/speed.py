@@ -206,6 +206,12 @@ def requested_what_ifs(requested: str | Sequence[str]) -> tuple[str, tuple[str, 
     return WHAT_IF_NAMES, tuple(dict.fromkeys(words))
 
 
+def clearly_faster_than_default(speedup_vs_default_low: float | None) -> bool:
+    """A what-if's time beats the default compile's even at the pessimistic end of the spreads:
+    what the probe checks first (a check that costs a compile) and the rules recommend from."""
+    return speedup_vs_default_low is not None and speedup_vs_default_low > 1.0
+
+
 # `WhatIfResult.status`.
 WHAT_IF_MEASURED = "measured"
 WHAT_IF_NOT_RUN = "not-run"

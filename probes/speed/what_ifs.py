@@ -60,6 +60,7 @@ from probes.records.speed import (
     WHAT_IF_MEASURED,
     WHAT_IF_NOT_RUN,
     WhatIfResult,
+    clearly_faster_than_default,
 )
 from probes.records.timing import Speedup
 from probes.speed.backends import FreshBackend, mode_config
@@ -445,7 +446,7 @@ def check_candidates(
     for run, result in order:
         if result.status != WHAT_IF_MEASURED:
             continue
-        if (result.speedup_vs_default_low or 0.0) <= 1.0:
+        if not clearly_faster_than_default(result.speedup_vs_default_low):
             result.fp64_detail = (
                 "not checked (a compile of its own): not clearly faster than the default compile"
             )
