@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from probes.kernels.intervals import union_us
 from probes.kernels.kineto import KinetoTrace, TraceEvent, TraceFormatError
 from probes.records.kernels import (
     COMPILED_REGION_PREFIX,
@@ -210,22 +211,6 @@ def device_events_in(events: Sequence[TraceEvent], window: Window) -> list[Trace
         if e.category in DEVICE_CATEGORIES
         and window.holds(launched_at.get(e.args.get("correlation"), e.ts_us))
     ]
-
-
-def union_us(intervals: Iterable[tuple[float, float]]) -> float:
-    """Total length covered by the intervals, overlaps counted once."""
-    total = 0.0
-    current_start = current_end = None
-    for start, end in sorted(intervals):
-        if current_end is None or start > current_end:
-            if current_end is not None:
-                total += current_end - current_start
-            current_start, current_end = start, end
-        else:
-            current_end = max(current_end, end)
-    if current_end is not None:
-        total += current_end - current_start
-    return total
 
 
 def _clipped(events: Iterable[TraceEvent], window: Window) -> list[tuple[float, float]]:

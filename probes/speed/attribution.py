@@ -29,15 +29,24 @@ This module measures and never judges: the ceiling's reason states figures, not 
 
 from __future__ import annotations
 
-import bisect
 import linecache
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probes.kernels.intervals import (
+    Interval,
+    covers,
+    length,
+    merged,
+    minus,
+    spans,
+    union_us,
+    within,
+)
 from probes.kernels.kineto import TraceEvent, load_trace
 from probes.kernels.trace_summary import (
     COMPILED_BACKWARD,
@@ -48,7 +57,6 @@ from probes.kernels.trace_summary import (
     kernel_family,
     profiler_steps,
     self_times_us,
-    union_us,
 )
 from probes.records.kernels import (
     COMPILED_REGION_PREFIX,
@@ -90,8 +98,6 @@ DEVICE_TYPES = ("cpu", "cuda")
 # How many library op names the ceiling's reason lists, and how many characters of each.
 REASON_NAMES = 3
 REASON_NAME_CHARS = 48
-
-Interval = tuple[float, float]
 
 
 def attribute_entry_point(
@@ -162,59 +168,6 @@ def is_library_kernel(event: TraceEvent) -> bool:
     )
 
 
-# --- intervals ------------------------------------------------------------------------------------
-
-
-def _merged(intervals: Iterable[Interval]) -> list[Interval]:
-    """Sorted, non-overlapping intervals covering the same time; empty ones dropped."""
-    out: list[Interval] = []
-    for start, end in sorted(intervals):
-        if end <= start:
-            continue
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
-
-
-def _minus(covered: list[Interval], removed: list[Interval]) -> list[Interval]:
-    """The parts of `covered` that `removed` does not cover (both merged)."""
-    out: list[Interval] = []
-    first = 0
-    for start, end in covered:
-        while first < len(removed) and removed[first][1] <= start:
-            first += 1
-        cursor = start
-        for cut_start, cut_end in removed[first:]:
-            if cut_start >= end:
-                break
-            if cut_start > cursor:
-                out.append((cursor, cut_start))
-            cursor = max(cursor, cut_end)
-        if cursor < end:
-            out.append((cursor, end))
-    return out
-
-
-def _within(covered: list[Interval], bounds: list[Interval]) -> list[Interval]:
-    """The parts of `covered` inside `bounds` (both merged)."""
-    return _minus(covered, _minus(covered, bounds))
-
-
-def _length(intervals: list[Interval]) -> float:
-    return sum(end - start for start, end in intervals)
-
-
-def _covers(intervals: list[Interval], ts_us: float) -> bool:
-    index = bisect.bisect_right(intervals, (ts_us, float("inf"))) - 1
-    return index >= 0 and intervals[index][0] <= ts_us < intervals[index][1]
-
-
-def _spans(events: Iterable[TraceEvent]) -> list[Interval]:
-    return _merged((e.ts_us, e.end_us) for e in events)
-
-
 # --- one side's trace -----------------------------------------------------------------------------
 
 
@@ -230,7 +183,7 @@ class Calls:
 
     @property
     def span_us(self) -> float:
-        return _length(self.intervals)
+        return length(self.intervals)
 
     def per_call_ms(self, us: float) -> float:
         return us / 1e3 / self.count
@@ -247,15 +200,15 @@ def read_calls(path: Path | str) -> Calls:
         launched = device_events_in(events, call)
         device.extend(launched)
         stretched.append((call.start_us, max([call.end_us, *(e.end_us for e in launched)])))
-    host_steps = _merged((w.start_us, w.end_us) for w in windows)
+    host_steps = merged((w.start_us, w.end_us) for w in windows)
     thread = _calling_thread(steps, events)
     host = [
         e
         for e in events
-        if e.category == CPU_OP and (e.pid, e.tid) == thread and _covers(host_steps, e.ts_us)
+        if e.category == CPU_OP and (e.pid, e.tid) == thread and covers(host_steps, e.ts_us)
     ]
     host.sort(key=lambda e: (e.ts_us, -e.dur_us))
-    return Calls(len(windows), host_steps, _merged(stretched), host, device)
+    return Calls(len(windows), host_steps, merged(stretched), host, device)
 
 
 def _step_windows(steps: Sequence[TraceEvent], events: Sequence[TraceEvent]) -> list[Window]:
@@ -283,7 +236,7 @@ def _calling_thread(steps: Sequence[TraceEvent], events: Sequence[TraceEvent]) -
 
 
 def _guards(calls: Calls) -> list[Interval]:
-    return _within(_spans(e for e in calls.host if e.name == CACHE_LOOKUP), calls.steps)
+    return within(spans(e for e in calls.host if e.name == CACHE_LOOKUP), calls.steps)
 
 
 def _is_forward_region(event: TraceEvent) -> bool:
@@ -366,44 +319,44 @@ def eager_host_time(calls: Calls) -> SideTime:
 def compiled_host_time(calls: Calls, gaps: Sequence[BreakGap]) -> SideTime:
     """Library ops anywhere, the rest of the compiled regions, guards, and what lies outside."""
     guards = _guards(calls)
-    gap_time = _minus(_merged((g.start_us, g.end_us) for g in gaps), guards)
-    regions = _within(
-        _spans(e for e in calls.host if _is_forward_region(e) or e.name == COMPILED_BACKWARD),
+    gap_time = minus(merged((g.start_us, g.end_us) for g in gaps), guards)
+    regions = within(
+        spans(e for e in calls.host if _is_forward_region(e) or e.name == COMPILED_BACKWARD),
         calls.steps,
     )
-    regions = _minus(_minus(regions, guards), gap_time)
+    regions = minus(minus(regions, guards), gap_time)
     library: defaultdict[str, float] = defaultdict(float)
     inside_us = in_gaps_us = 0.0
     for event, own_us, is_library in _library_self_times(calls):
         if not is_library:
             continue
         library[event.name] += own_us
-        if _covers(regions, event.ts_us):
+        if covers(regions, event.ts_us):
             inside_us += own_us
-        elif _covers(gap_time, event.ts_us):
+        elif covers(gap_time, event.ts_us):
             in_gaps_us += own_us
     library_us = sum(library.values())
     outside_us = max(
-        calls.span_us - _length(regions) - _length(guards) - (library_us - inside_us), 0.0
+        calls.span_us - length(regions) - length(guards) - (library_us - inside_us), 0.0
     )
     return _side_time(
         calls,
         library_us,
-        _length(regions) - inside_us,
+        length(regions) - inside_us,
         outside_us=outside_us,
-        overhead_us=_length(guards),
+        overhead_us=length(guards),
         idle_us=None,
         library_ops_us=library,
         # The gaps' library ops are library time already, not outside compiled code.
-        outside_rest_us=outside_us - (_length(gap_time) - in_gaps_us),
+        outside_rest_us=outside_us - (length(gap_time) - in_gaps_us),
     )
 
 
 def device_time(calls: Calls) -> SideTime:
     """Library kernels, the rest of the busy time, and the time the device ran nothing."""
-    busy_us = union_us(_within(_spans(calls.device), calls.intervals))
+    busy_us = union_us(within(spans(calls.device), calls.intervals))
     library_kernels = [e for e in calls.device if is_library_kernel(e)]
-    library_us = union_us(_within(_spans(library_kernels), calls.intervals))
+    library_us = union_us(within(spans(library_kernels), calls.intervals))
     per_kernel: defaultdict[str, float] = defaultdict(float)
     for kernel in library_kernels:
         per_kernel[kernel.name] += kernel.dur_us
@@ -496,7 +449,7 @@ def break_costs(
     guards = _guards(calls)
     gap_us: defaultdict[str, list[float]] = defaultdict(list)
     for gap in gaps:
-        gap_us[gap.compile_id].append(_length(_minus([(gap.start_us, gap.end_us)], guards)))
+        gap_us[gap.compile_id].append(length(minus([(gap.start_us, gap.end_us)], guards)))
     costs = []
     for compile_id, lengths in gap_us.items():
         frame = frame_of(compile_id, frames)
