@@ -267,9 +267,7 @@ def _with_traced_frame(finding: Finding, traced_breaks: Sequence[Mapping[str, An
     """Name the frame id (`[0/1]`) under which the tlparse report shows this break."""
     location = finding.location
     for traced in traced_breaks:
-        if location is None or traced.get("lineno") != location.lineno:
-            continue
-        if Path(str(traced.get("filename"))).name == Path(location.filename).name:
+        if location is not None and _same_line(location, traced):
             finding.evidence["tlparse_frame"] = traced.get("frame_id")
             break
     return finding
