@@ -22,11 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from probes.compile.breakdown import entry_compile_time, watch_compiles
 from probes.compile.capture import count_compiled_regions, record_compiles
+from probes.compile.cpu_isa import cpu_isa_check_pending, run_cpu_isa_check
 from probes.environment import numeric_settings
 from probes.errors import compile_error_line
 from probes.records.benchmark import BenchmarkResult, BenchmarkSettings, EntryTiming, TrainingTrace
 from probes.records.compile import Capture
+from probes.records.compile_time import EntryCompileTime
 from probes.records.names import INFERENCE, TRAINING
 from probes.records.timing import Measurement, Speedup
 from probes.targets.target import CompileSettings, Target
@@ -109,6 +112,8 @@ class BenchmarkProbe:
             numerics=numeric_settings(),
         )
         self.first_call_s: dict[str, tuple[float, float]] = {}
+        # What each entry point's first compiled call spent compiling, by frame and stage.
+        self.compile_time: dict[str, EntryCompileTime] = {}
         self.eager: nn.Module | None = None
         self.compiled: nn.Module | None = None
 
@@ -119,7 +124,7 @@ class BenchmarkProbe:
         self.eager = eager = target.fresh_copy()
         self.on_phase("compiling")
         self.compiled = compiled = target.compiled_copy(self.compile_settings)
-        if not self._first_calls(eager, compiled):
+        if not self.compile_by_first_calls(eager, compiled):
             return result
         self.on_phase("checking correctness")
         self._correctness(eager, compiled)
@@ -130,8 +135,12 @@ class BenchmarkProbe:
             self._time_training(eager, compiled)
         return result
 
-    def _first_calls(self, eager: nn.Module, compiled: nn.Module) -> bool:
-        """Compile each entry point by its first call; record what it captured and how long."""
+    def compile_by_first_calls(self, eager: nn.Module, compiled: nn.Module) -> bool:
+        """Compile each entry point by its first call; record what it captured and how long.
+
+        False when a compile failed (`result.compilation_error` says how). The warm-cache lever
+        calls this in a fresh process, so that its compiles are the benchmark's, call for call.
+        """
         target, result = self.target, self.result
         calls: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
             INFERENCE: (lambda: target.infer(eager), lambda: target.infer(compiled)),
@@ -161,13 +170,26 @@ class BenchmarkProbe:
     def _capture_first_call(
         self, entry_point: str, call: Callable[[], Any]
     ) -> tuple[Capture, float]:
+        """The first compiled call: what it compiled, and its seconds, compile included.
+
+        Inductor's once-per-process check of the CPU (`probes/compile_time/cpu_isa.py`) is run
+        and timed just before, when this call would have run it, and counted in its seconds.
+        """
         seconds: list[float] = []
+        isa_s = 0.0
+        if cpu_isa_check_pending(self.target.device, self.compile_settings):
+            isa_s = run_cpu_isa_check()
 
         def timed() -> None:
             seconds.append(time_first_call(call, self.target.device)[0])
 
-        capture, _ = record_compiles(entry_point, timed)
-        return capture, seconds[0]
+        with watch_compiles() as watched:
+            capture, _ = record_compiles(entry_point, timed)
+        first_s = isa_s + seconds[0]
+        compile_time = entry_compile_time(entry_point, first_s, watched)
+        compile_time.cpu_isa_check_s = isa_s
+        self.compile_time[entry_point] = compile_time
+        return capture, first_s
 
     def _forward_backward(self, policy: nn.Module) -> None:
         policy.train()

@@ -35,6 +35,14 @@ def _frame_from_metrics(metrics: Any) -> CompiledFrame:
     )
 
 
+def compile_seconds(metrics: Any) -> float:
+    """One compile's seconds as torch timed it (a lazy backward compile has no frame time)."""
+    duration_us = getattr(metrics, "duration_us", None)
+    if duration_us is not None:
+        return duration_us / 1e6
+    return float(getattr(metrics, "entire_frame_compile_time_s", None) or 0.0)
+
+
 @contextmanager
 def compiles_during() -> Iterator[list[Any]]:
     """The compilation metrics dynamo records while the block runs (the list fills at its end).

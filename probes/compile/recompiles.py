@@ -27,7 +27,7 @@ import torch
 import torch._dynamo
 import torch._dynamo.utils as dynamo_utils
 
-from probes.compile.capture import compiles_during
+from probes.compile.capture import compile_seconds, compiles_during
 from probes.compile.stack import (
     code_location,
     is_torch_file,
@@ -100,6 +100,7 @@ def _run(scenario: RecompileScenario, function: str) -> ScenarioRecompiles:
         limit_hit=any(r.limit_hit for r in recompiles) or any(_is_limit(m) for m in new),
         seconds=seconds,
         error=error,
+        compile_s=sum(compile_seconds(m) for m in new),
     )
 
 
@@ -115,6 +116,7 @@ def _recompile(metrics: Any, entry_function: str) -> Recompile:
         location=location,
         reason=metrics.recompile_reason.strip().splitlines()[0],
         limit_hit=_is_limit(metrics),
+        compile_s=compile_seconds(metrics),
     )
 
 

@@ -129,6 +129,7 @@ class Recompile:
     location: SourceLocation | None  # where that line is
     reason: str  # dynamo's recompile reason, first line
     limit_hit: bool = False  # refused: the function had reached the recompile limit
+    compile_s: float | None = None  # what this recompile cost (torch's figure, forward)
 
 
 @dataclass
@@ -142,6 +143,7 @@ class ScenarioRecompiles:
     limit_hit: bool
     seconds: float
     error: str | None = None  # the scenario raised: first line
+    compile_s: float = 0.0  # every compile the scenario made (recompiles, new frames, backward)
 
 
 @dataclass
