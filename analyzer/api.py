@@ -25,6 +25,7 @@ from analyzer.errors import UsageError
 from analyzer.runner.diagnose import diagnose
 from analyzer.runner.settings import (
     benchmark_settings,
+    compile_lever_request,
     compile_settings,
     selected_probes,
     what_if_request,
@@ -51,6 +52,7 @@ def diagnose_module(
     benchmark: BenchmarkSettings | None = None,
     rng_what_if: bool | None = None,
     what_if: str | Iterable[str] = WHAT_IF_AUTO,
+    compile_lever: str | Iterable[str] = WHAT_IF_AUTO,
 ) -> Diagnosis:
     """Diagnose `torch.compile` on `model` called with `inputs`; return the `Diagnosis`.
 
@@ -80,6 +82,9 @@ def diagnose_module(
         what_if: the what-ifs for speed (`probes.records.speed.WHAT_IFS`), each one more compile
             timed against eager and the default compile: "auto" (those the time attribution
             points to), "none", "all", or a list of names.
+        compile_lever: the levers on compile time (`probes.records.compile_time.LEVERS`), each
+            one more compile timed as the first: "auto" (those the compile's figures point to),
+            "none", "all", or a list of names.
 
     Returns:
         The `Diagnosis`: `findings` (each with `.code`, `.name`, `.severity`, `.evidence`,
@@ -91,6 +96,7 @@ def diagnose_module(
     """
     selected, notes = selected_probes(probes)
     what_ifs = what_if_request(what_if)
+    levers = compile_lever_request(compile_lever)
     settings = compile_settings(mode, backend, compile_how)
     benchmark = benchmark or benchmark_settings(ModuleRunDefaults())
     try:
@@ -114,4 +120,5 @@ def diagnose_module(
         notes=notes,
         rng_what_if=rng_what_if,
         what_if=what_ifs,
+        compile_lever=levers,
     )

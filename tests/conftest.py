@@ -72,6 +72,10 @@ def inductor_act_diagnosis(tmp_path_factory: pytest.TempPathFactory, inductor_ca
             "--out",
             str(out),
             "--rng-what-if",  # off by default on a CPU; one more compile of the tiny training step
+            # a cold compile whatever ran before, and its warm rerun in a fresh process
+            "--fresh-cache",
+            "--compile-lever",
+            "warm-cache",
             "--json",
             str(out / "stdout.json"),
         ]

@@ -118,8 +118,9 @@ def test_probes_selection_runs_only_the_probes_named() -> None:
 def test_a_probe_on_the_benchmarks_copies_brings_the_benchmark(tmp_path: Path) -> None:
     model, inputs = make_regressor()
     diagnosis = quick(model, inputs, probes=["kernels"], out_dir=tmp_path)
-    # the time attribution is read from the kernel probe's traces, in the same step
-    assert set(diagnosis.probes) == {"benchmark", "kernels", "speed"}
+    # the time attribution is read from the kernel probe's traces, in the same step; the
+    # compile's stages are recorded with the benchmark that compiled
+    assert set(diagnosis.probes) == {"benchmark", "compile_time", "kernels", "speed"}
     assert any("benchmark ran too" in note for note in diagnosis.notes)
 
 

@@ -17,8 +17,10 @@ from analyzer.runner.settings import (
     DEFAULT_OUT_ROOT,
     MODES,
     benchmark_settings,
+    compile_lever_request,
     what_if_request,
 )
+from probes.records.compile_time import LEVERS, PORTABLE_CACHE
 from probes.records.names import DEFAULT_SEED
 from probes.records.speed import MAX_AUTOTUNE, WHAT_IF_AUTO, WHAT_IFS
 
@@ -42,6 +44,14 @@ def what_ifs_argument(text: str) -> tuple[str, ...]:
         return what_if_request(text, option="--what-if")
     except UsageError as error:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--what-if: ")) from None
+
+
+def compile_levers_argument(text: str) -> tuple[str, ...]:
+    """`--compile-lever`: auto, none, all, or comma-separated names, checked as it is parsed."""
+    try:
+        return compile_lever_request(text, option="--compile-lever")
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--compile-lever: ")) from None
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +91,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="what-ifs for speed, each one more compile timed against eager and the default: "
         f"auto (default: those the time attribution points to), none, all, or names among "
         f"{', '.join(WHAT_IFS)} (comma-separated; {MAX_AUTOTUNE} runs only when named or all)",
+    )
+    parser.add_argument(
+        "--compile-lever",
+        type=compile_levers_argument,
+        default=(WHAT_IF_AUTO,),
+        metavar="auto|none|all|NAMES",
+        help="levers on compile time, each one more compile timed as the first: auto (default: "
+        "those the compile's figures point to), none, all, or names among "
+        f"{', '.join(LEVERS)} (comma-separated; {PORTABLE_CACHE} runs only when named or all)",
     )
     parser.add_argument(
         "--fresh-cache",
@@ -185,6 +204,7 @@ def diagnose_and_show(
             localize=args.localize,
             rng_what_if=args.rng_what_if,
             what_if=args.what_if,
+            compile_lever=args.compile_lever,
             fresh_cache=args.fresh_cache,
         )
     show(diagnosis, args)

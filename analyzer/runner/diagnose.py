@@ -38,6 +38,7 @@ def diagnose(
     localize: bool | None = None,
     rng_what_if: bool | None = None,
     what_if: str | Collection[str] = WHAT_IF_AUTO,
+    compile_lever: str | Collection[str] = WHAT_IF_AUTO,
     fresh_cache: bool = False,
 ) -> Diagnosis:
     """Run the probes on a built target and return what they measured and concluded."""
@@ -54,6 +55,7 @@ def diagnose(
         probes=probes,
         rng_what_if=rng_what_if,
         what_if=what_if,
+        compile_lever=compile_lever,
     )
     with quiet_torch_warnings(), inductor_cache(fresh_cache):
         return run.run()

@@ -6,8 +6,9 @@ Order matters:
 2. the benchmark compiles each entry point once and times it;
 3. the kernel profiles (and the time attribution read from them) reuse the benchmark's compiled
    copies; the what-ifs for speed compile twins of their own, each timed against those copies and
-   chosen from the attribution; the recompile scenarios come last, since they add cache entries
-   and may make shapes dynamic.
+   chosen from the attribution; the levers on compile time (each one more compile, or a fresh
+   process) are timed against the same copies; the recompile scenarios come last, since they
+   reset dynamo, add cache entries and may make shapes dynamic.
 Each probe's result is recorded as soon as it exists; a probe that raises is recorded as an error
 and the others still run.
 """
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch._inductor import config as inductor_config
 
 from analyzer.diagnosis import Diagnosis
 from analyzer.rules import run_rules
@@ -36,6 +39,8 @@ from probes.compile.graph_breaks import probe_fullgraph, probe_graph_breaks
 from probes.compile.recompiles import RecompileScenario, probe_recompiles
 from probes.compile.tlparse import render_diagnosis_report
 from probes.compile.trace import record_compile_trace
+from probes.compile_time.fresh_process import save_cache_artifacts
+from probes.compile_time.levers import plan_levers, run_levers
 from probes.divergence.probe import probe_divergence
 from probes.environment import current_environment
 from probes.errors import error_line
@@ -48,11 +53,18 @@ from probes.records.compile import (
     RecompileReport,
     graph_breaks_section,
 )
+from probes.records.compile_time import (
+    CACHE_ARTIFACTS_FILE,
+    CompileLever,
+    compile_time_section,
+    scenario_compile_costs,
+)
 from probes.records.compile_trace import CompileTracePhase, CompileTraceRecord
 from probes.records.divergence import DROPOUT_OFF, RNG_FREE
 from probes.records.kernels import KernelTimingReport
 from probes.records.names import (
     BENCHMARK,
+    COMPILE_TIME,
     COMPILE_TRACE,
     DIVERGENCE,
     GRAPH_BREAKS,
@@ -72,6 +84,8 @@ from probes.speed.what_ifs import run_what_ifs
 from probes.targets.target import CompileSettings, Target
 
 Progress = Callable[[str], None]
+# The recompile scenarios' backend: guards are dynamo's, whatever the backend compiles.
+RECOMPILE_BACKEND = "eager"
 PROFILED_CALLS = 3  # per side and entry point: the profiles are for kernel counts, not timing
 
 
@@ -88,9 +102,13 @@ class DiagnosisRun:
         probes: Collection[str] | None = None,
         rng_what_if: bool | None = None,
         what_if: str | Collection[str] = WHAT_IF_AUTO,
+        compile_lever: str | Collection[str] = WHAT_IF_AUTO,
     ) -> None:
         self.target = target
         self.what_if = what_if  # --what-if: auto, none, all or names
+        self.compile_lever = compile_lever  # --compile-lever: auto, none, all or names
+        self.compile_levers: list[CompileLever] = []
+        self.artifacts: Path | None = None  # torch's cache artifacts, saved after the benchmark
         self.rng_what_if = rng_what_if  # None: on CUDA (or with localize), not on a CPU
         self.probes = probes  # the names of the probes to run; None runs them all
         self.localize = localize
@@ -126,6 +144,7 @@ class DiagnosisRun:
                 if self._compiled_ok():
                     self._probe(KERNELS, self._run_kernels)
                     self._probe(SPEED_WHAT_IFS, self._run_what_ifs)
+                    self._probe(COMPILE_TIME, self._run_compile_levers)
                     self._probe(DIVERGENCE, self._run_divergence)
                     with self._compile_trace(RECOMPILES):
                         self._probe(RECOMPILES, self._run_recompiles)
@@ -241,7 +260,59 @@ class DiagnosisRun:
         finally:
             self.writer.record_probe(BENCHMARK, probe.result)
             self.diagnosis.reference_metrics = to_jsonable(probe.result.reference_metrics())
-            self.writer.save()
+            self._save_cache_artifacts()
+            self._record_compile_time()
+
+    # --- compile time: the benchmark's compiles by stage, and the levers on them -----------------
+
+    def _save_cache_artifacts(self) -> None:
+        """What another machine would load to start warm (the portable-cache lever loads it)."""
+        if self.out_dir is None or not self.benchmark or not self.benchmark.compile_time:
+            return
+        path = self.out_dir / CACHE_ARTIFACTS_FILE
+        if save_cache_artifacts(path) is not None:
+            self.artifacts = path
+
+    def _record_compile_time(self) -> None:
+        if not self.benchmark or not self.benchmark.compile_time:
+            return
+        artifacts = None
+        if self.artifacts is not None:
+            artifacts = {"file": self.artifacts.name, "bytes": self.artifacts.stat().st_size}
+        section = compile_time_section(
+            self.benchmark.compile_time,
+            recompiles={
+                r.entry_point: scenario_compile_costs(r, RECOMPILE_BACKEND) for r in self.recompiles
+            },
+            levers=self.compile_levers,
+            compile_threads=inductor_config.compile_threads,
+            cpu_count=os.cpu_count(),
+            artifacts=artifacts,
+        )
+        self.writer.record_probe(COMPILE_TIME, section)
+
+    def _run_compile_levers(self) -> None:
+        """More compiles of the model, one per lever on compile time, each timed as the first."""
+        baselines = self.benchmark.compile_time
+        plan = plan_levers(self.compile_lever, self.target, baselines)
+        calls = {INFERENCE: self._inference_call}
+        if self.target.loss is not None:
+            calls[TRAINING] = self._training_call
+        eager, compiled = self.benchmark.eager, self.benchmark.compiled
+        try:
+            self.compile_levers = run_levers(
+                plan,
+                self.target,
+                self.compile_settings,
+                self.benchmark_settings,
+                baselines,
+                calls={name: (call(eager), call(compiled)) for name, call in calls.items()},
+                call_of=calls,
+                artifacts=self.artifacts,
+                on_phase=self._phase,
+            )
+        finally:
+            self._record_compile_time()
 
     # --- probes that reuse the benchmark's compiled copies -------------------------------------
 
@@ -370,10 +441,11 @@ class DiagnosisRun:
             return
         self._phase("calling a compiled copy as users do (recompiles)")
         torch._dynamo.reset()
-        settings = dataclasses.replace(self.compile_settings, backend="eager", mode=None)
+        settings = dataclasses.replace(self.compile_settings, backend=RECOMPILE_BACKEND, mode=None)
         compiled = target.compiled_copy(settings)
         target.infer(compiled)  # the first compile (called as the scenarios call it)
         scenarios = [RecompileScenario(n, c) for n, c in target.recompile_scenarios(compiled)]
         entry_fn = target.entry_functions(compiled)[INFERENCE][0]
         self.recompiles.append(probe_recompiles(INFERENCE, entry_fn, scenarios))
         self._record_graph_breaks()
+        self._record_compile_time()

@@ -10,15 +10,16 @@ where none is asked for (`benchmark_settings`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from analyzer.errors import UsageError
 from probes.records.benchmark import BenchmarkSettings
+from probes.records.compile_time import LEVERS
 from probes.records.names import BENCHMARK, DEFAULT_SEED, NEEDS_BENCHMARK, PROBES
-from probes.records.speed import requested_what_ifs
+from probes.records.speed import WHAT_IFS, requested_what_ifs
 
 if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
     import torch
@@ -124,9 +125,22 @@ def selected_probes(probes: Iterable[str] | None) -> tuple[frozenset[str] | None
 
 def what_if_request(requested: str | Iterable[str], *, option: str = "what_if") -> tuple[str, ...]:
     """The what-ifs for speed asked for (`auto`, `none`, `all` or names), checked."""
+    return _names_request(requested, option, WHAT_IFS, "what-if")
+
+
+def compile_lever_request(
+    requested: str | Iterable[str], *, option: str = "compile_lever"
+) -> tuple[str, ...]:
+    """The levers on compile time asked for (`auto`, `none`, `all` or names), checked."""
+    return _names_request(requested, option, LEVERS, "compile lever")
+
+
+def _names_request(
+    requested: str | Iterable[str], option: str, choices: Sequence[str], what: str
+) -> tuple[str, ...]:
     words = (requested,) if isinstance(requested, str) else tuple(requested)
     try:
-        requested_what_ifs(words)
+        requested_what_ifs(words, choices, what)
     except ValueError as error:
         raise UsageError(f"{option}: {error}") from None
     return words

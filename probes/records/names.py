@@ -25,9 +25,20 @@ RECOMPILES = "recompiles"
 COMPILE_TRACE = "compile_trace"
 # The what-ifs for speed: more compiles of the model, each timed against the benchmark's copies.
 SPEED_WHAT_IFS = "what_ifs"
-PROBES = (GRAPH_BREAKS, BENCHMARK, DIVERGENCE, KERNELS, SPEED_WHAT_IFS, RECOMPILES, COMPILE_TRACE)
+# Compile time: the benchmark's compiles by stage (recorded with it), and the levers on it.
+COMPILE_TIME = "compile_time"
+PROBES = (
+    GRAPH_BREAKS,
+    BENCHMARK,
+    DIVERGENCE,
+    KERNELS,
+    SPEED_WHAT_IFS,
+    COMPILE_TIME,
+    RECOMPILES,
+    COMPILE_TRACE,
+)
 # Probes that measure on the benchmark's compiled copies: selecting one runs the benchmark too.
-NEEDS_BENCHMARK = (KERNELS, DIVERGENCE, SPEED_WHAT_IFS, RECOMPILES)
+NEEDS_BENCHMARK = (KERNELS, DIVERGENCE, SPEED_WHAT_IFS, COMPILE_TIME, RECOMPILES)
 # Recorded by the kernel probe's step beside its own section: the time attribution per entry
 # point, read from the same profiled runs (`probes/records/speed.py`).
 SPEED = "speed"

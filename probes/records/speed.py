@@ -193,16 +193,21 @@ WHAT_IF_ALL = "all"
 WHAT_IF_NAMES = "names"  # the mode of a request that lists what-ifs by name
 
 
-def requested_what_ifs(requested: str | Sequence[str]) -> tuple[str, tuple[str, ...]]:
-    """`auto`, `none`, `all`, or names: the mode and the names asked for (checked)."""
+def requested_what_ifs(
+    requested: str | Sequence[str], choices: Sequence[str] = WHAT_IFS, what: str = "what-if"
+) -> tuple[str, tuple[str, ...]]:
+    """`auto`, `none`, `all`, or names of `choices`: the mode and the names asked for (checked).
+
+    The compile-time levers are asked for the same way (`probes.records.compile_time.LEVERS`).
+    """
     words = [requested] if isinstance(requested, str) else list(requested)
     words = [w.strip() for word in words for w in word.split(",") if w.strip()]
     if words in ([WHAT_IF_AUTO], [WHAT_IF_NONE], [WHAT_IF_ALL]):
         return words[0], ()
-    unknown = [w for w in words if w not in WHAT_IFS]
+    unknown = [w for w in words if w not in choices]
     if unknown or not words:
-        choices = ", ".join((WHAT_IF_AUTO, WHAT_IF_NONE, WHAT_IF_ALL, *WHAT_IFS))
-        raise ValueError(f"unknown what-if {', '.join(unknown) or '(none)'}; choose from {choices}")
+        listed = ", ".join((WHAT_IF_AUTO, WHAT_IF_NONE, WHAT_IF_ALL, *choices))
+        raise ValueError(f"unknown {what} {', '.join(unknown) or '(none)'}; choose from {listed}")
     return WHAT_IF_NAMES, tuple(dict.fromkeys(words))
 
 

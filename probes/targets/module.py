@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from probes.errors import TargetError, error_line
 from probes.records import target as description_keys
 from probes.records.names import DEFAULT_SEED, INFERENCE, TRAINING
-from probes.targets.target import CompileSettings, Target
+from probes.targets.target import CompileSettings, Target, TargetRecipe
 
 # module: torch.compile(model), the wrapper most code writes; inplace: model.compile(), which
 # compiles the same forward but leaves the model its own class and state_dict keys.
@@ -106,7 +106,19 @@ def module_target(
         )
     _check_calls(module, inference, training, loss_fn)
     name = name or type(model).__name__
-    return _target(name, module, device, inference, training, loss_fn, seed)
+    target = _target(name, module, device, inference, training, loss_fn, seed)
+    target.recipe = TargetRecipe(
+        f"{__name__}:{module_target.__name__}",
+        (model, inputs),
+        {
+            "loss_fn": loss_fn,
+            "train_inputs": train_inputs,
+            "device": str(device),
+            "name": name,
+            "seed": seed,
+        },
+    )
+    return target
 
 
 def _target(

@@ -55,6 +55,19 @@ class CompileSettings:
 
 
 @dataclass
+class TargetRecipe:
+    """How another process builds the same target: `builder(*args, **kwargs)` returns it.
+
+    `builder` is "package.module:function", importable in a fresh interpreter; the arguments are
+    pickled to get there (a model class defined in a script's `__main__` cannot be).
+    """
+
+    builder: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Target:
     name: str
     kind: str  # "lerobot-policy" or "module"
@@ -74,6 +87,8 @@ class Target:
     recompile_scenarios: Callable[[nn.Module], list[tuple[str, Callable[[], Any]]]] | None = None
     description: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # How a fresh process builds it again (the warm-cache lever); None: it cannot.
+    recipe: TargetRecipe | None = None
 
     @property
     def entry_points(self) -> list[str]:

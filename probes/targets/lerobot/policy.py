@@ -49,7 +49,7 @@ from probes.targets.lerobot.dataset import (
 )
 from probes.targets.lerobot.packages import require_packages
 from probes.targets.lerobot.presets import PolicySpec, Preset, choose_preset, policy_spec
-from probes.targets.target import CompileSettings, Target
+from probes.targets.target import CompileSettings, Target, TargetRecipe
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,13 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
         notes,
         request.seed,
     )
+    target.recipe = TargetRecipe(f"{__name__}:{rebuild_target.__name__}", (request,))
     return target, preset
+
+
+def rebuild_target(request: PolicyRequest) -> Target:
+    """The target of `request` built again (in another process: `Target.recipe`)."""
+    return build_target(request)[0]
 
 
 def _preset_notes(spec: PolicySpec, preset: Preset, request: PolicyRequest) -> list[str]:

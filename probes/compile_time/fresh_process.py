@@ -1,0 +1,157 @@
+"""The benchmark's compiles again, in a fresh Python process: what a warm cache gives.
+
+A compile in a process that has compiled before is not what a user's next run pays: Inductor
+keeps compiled code in memory, and some costs come once per process (its check of the CPU's
+vector instructions, its compile workers' start). So the warm-cache levers start a new
+interpreter (`python -m probes.compile_time.fresh_process REQUEST RESULT`) that builds the same
+target from its recipe (`Target.recipe`), compiles it with the same settings and makes the same
+first calls as the benchmark (`BenchmarkProbe.compile_by_first_calls`), and writes each entry
+point's `EntryCompileTime` back as JSON.
+
+- warm cache: the child uses the Inductor cache folder the diagnosis wrote (what the next run
+  on this machine gets);
+- portable cache: the child uses an empty cache folder and first loads the artifacts file that
+  `torch.compiler.save_cache_artifacts()` wrote (what another machine gets from that file).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probes.benchmark import BenchmarkProbe
+from probes.errors import error_line
+from probes.records.benchmark import BenchmarkSettings
+from probes.records.serialize import to_jsonable
+from probes.targets.target import CompileSettings, Target, TargetRecipe
+
+CACHE_DIR_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
+
+
+@dataclass
+class FreshProcessRequest:
+    """What the child builds and compiles."""
+
+    recipe: TargetRecipe
+    settings: CompileSettings
+    benchmark: BenchmarkSettings
+    artifacts: str | None = None  # a cache-artifacts file to load into the empty cache first
+
+
+@dataclass
+class FreshProcessResult:
+    """What the child measured (or why it could not), read back by the parent."""
+
+    entry_points: dict[str, dict[str, Any]] = field(default_factory=dict)  # summaries
+    build_s: float | None = None
+    load_artifacts_s: float | None = None
+    process_s: float | None = None  # the child's whole life, as the parent timed it
+    error: str | None = None
+
+
+def save_cache_artifacts(path: Path) -> int | None:
+    """Write what `torch.compiler.save_cache_artifacts()` holds to `path`; its size in bytes.
+
+    None when torch holds none (nothing compiled in this process with the caches on).
+    """
+    saved = torch.compiler.save_cache_artifacts()
+    if saved is None:
+        return None
+    data, _info = saved
+    path.write_bytes(data)
+    return len(data)
+
+
+def run_fresh_process(
+    target: Target,
+    settings: CompileSettings,
+    benchmark: BenchmarkSettings,
+    *,
+    cache_dir: str | None,
+    artifacts: Path | None = None,
+    timeout_s: float = 900.0,
+) -> FreshProcessResult:
+    """Compile `target` by its first calls in a new interpreter; `cache_dir` None: Inductor's."""
+    if target.recipe is None:
+        return FreshProcessResult(error="the target cannot be built in another process")
+    if not isinstance(settings.backend, str):
+        return FreshProcessResult(error=f"the backend {settings.backend_name} is an object")
+    with tempfile.TemporaryDirectory(prefix="compile-diagnose-fresh-") as folder:
+        request_path, result_path = Path(folder) / "request.pt", Path(folder) / "result.json"
+        request = FreshProcessRequest(
+            target.recipe, settings, benchmark, None if artifacts is None else str(artifacts)
+        )
+        try:
+            torch.save(request, request_path)
+        except Exception as error:  # a model or input that does not pickle
+            return FreshProcessResult(error=f"the target does not pickle: {error_line(error)}")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        if cache_dir is not None:
+            env[CACHE_DIR_VARIABLE] = cache_dir
+        command = [sys.executable, "-m", __name__, str(request_path), str(result_path)]
+        started = time.perf_counter()
+        try:
+            completed = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return FreshProcessResult(error=f"the fresh process ran past {timeout_s:.0f} s")
+        process_s = time.perf_counter() - started
+        if not result_path.exists():
+            tail = (completed.stderr or completed.stdout or "").strip().splitlines()
+            why = tail[-1] if tail else f"exit status {completed.returncode}"
+            return FreshProcessResult(error=f"the fresh process failed: {why}", process_s=process_s)
+        result = FreshProcessResult(**json.loads(result_path.read_text(encoding="utf-8")))
+        result.process_s = process_s
+        return result
+
+
+def _build(recipe: TargetRecipe) -> Target:
+    module_name, _, function = recipe.builder.partition(":")
+    builder = getattr(importlib.import_module(module_name), function)
+    return builder(*recipe.args, **recipe.kwargs)
+
+
+def _child(request_path: Path, result_path: Path) -> None:
+    result = FreshProcessResult()
+    try:
+        request: FreshProcessRequest = torch.load(request_path, weights_only=False)
+        if request.artifacts is not None:
+            started = time.perf_counter()
+            torch.compiler.load_cache_artifacts(Path(request.artifacts).read_bytes())
+            result.load_artifacts_s = time.perf_counter() - started
+        started = time.perf_counter()
+        target = _build(request.recipe)
+        result.build_s = time.perf_counter() - started
+        probe = BenchmarkProbe(target, request.settings, request.benchmark)
+        eager, compiled = target.fresh_copy(), target.compiled_copy(request.settings)
+        probe.compile_by_first_calls(eager, compiled)
+        result.entry_points = {
+            name: to_jsonable(record.summary()) for name, record in probe.compile_time.items()
+        }
+        result.error = probe.result.compilation_error
+    except Exception as error:  # reported to the parent as the lever's reason
+        result.error = error_line(error)
+    result_path.write_text(json.dumps(to_jsonable(result)), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    request_path, result_path = (Path(a) for a in (argv or sys.argv[1:]))
+    _child(request_path, result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
