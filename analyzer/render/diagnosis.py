@@ -14,6 +14,7 @@ from analyzer.diagnosis import DIAGNOSIS_FILE
 from analyzer.findings import Finding
 from analyzer.format import MISSING, seconds
 from analyzer.render.benchmark import benchmark_view, reading_lines, verdict_line
+from analyzer.render.compile_time import compile_time_view, has_compile_time_record
 from analyzer.render.divergence import divergence_view
 from analyzer.render.findings import render_findings
 from analyzer.render.graph_breaks import graph_breaks_view
@@ -107,6 +108,8 @@ def diagnosis_view(diagnosis: Mapping[str, Any]) -> RenderableType:
     probes = diagnosis.get("probes") or {}
     if has_speed_record(probes):
         parts.extend([Text(), speed_view(probes)])
+    if has_compile_time_record(probes):
+        parts.extend([Text(), compile_time_view(probes)])
     if probes.get(GRAPH_BREAKS):
         parts.extend([Text(), graph_breaks_view(probes[GRAPH_BREAKS])])
     if probes.get(DIVERGENCE):

@@ -16,6 +16,7 @@ from typing import Any
 from analyzer.findings import Finding
 from analyzer.format import MISSING, NOT_MEASURED, ms, sci, times
 from analyzer.render.benchmark import criteria_by_name, criterion_shortfall
+from analyzer.render.compile_time import compile_time_markdown
 from analyzer.render.findings_markdown import findings_markdown
 from analyzer.render.speed import recommendation_markdown, speed_markdown
 from probes.records import target as keys
@@ -123,6 +124,7 @@ def report_markdown(diagnosis: Mapping[str, Any]) -> str:
         *_overall_lines(diagnosis.get("verdict")),
     ]
     lines += speed_markdown(diagnosis.get("probes") or {})
+    lines += compile_time_markdown(diagnosis.get("probes") or {})
     lines += [
         "## Diagnosis",
         "",

@@ -17,11 +17,26 @@ from types import ModuleType
 from typing import Any
 
 from analyzer.findings import Finding, rank
-from analyzer.rules import benchmark, compile, divergence, kernels, probe_errors, speed
+from analyzer.rules import (
+    benchmark,
+    compile,
+    compile_time,
+    divergence,
+    kernels,
+    probe_errors,
+    speed,
+)
 from analyzer.rules.probe_errors import probe_failed_findings
 
 # The families whose `check(probes)` reads the recorded probes, in the order they run.
-RULE_MODULES: tuple[ModuleType, ...] = (benchmark, kernels, speed, compile, divergence)
+RULE_MODULES: tuple[ModuleType, ...] = (
+    benchmark,
+    compile_time,
+    kernels,
+    speed,
+    compile,
+    divergence,
+)
 # Every family of rules: those above, then the one over probes that could not finish.
 RULE_FAMILIES: tuple[ModuleType, ...] = (*RULE_MODULES, probe_errors)
 

@@ -1,4 +1,4 @@
-"""Rules over the benchmark probe: what compiling costs, and whether a speedup is real.
+"""Rules over the benchmark probe: whether a speedup is real.
 
 Reads `probes["benchmark"]`, the recorded `probes.records.benchmark.BenchmarkResult`.
 """
@@ -9,46 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
-from analyzer.format import count, ms, seconds, times
+from analyzer.format import times
 from probes.records.names import BENCHMARK, COMPILED, EAGER
 from probes.records.reference import REFERENCE_SPEEDUP
 from probes.records.serialize import as_number
 
 # --- the rules of this family, documented beside their checks --------------------
-
-COMPILE_TIME_COST = Rule(
-    code="CD203",
-    name="compile-time-cost",
-    title="Compile time and the calls needed to earn it back",
-    default_severity=Severity.INFO,
-    what_it_does=prose(
-        "Sets each entry point's first-call compile time against the time compiling saves per",
-        "call, and reports how many calls it takes to earn the compile back.",
-    ),
-    why_it_matters=prose(
-        "A cold Inductor compile of ACT took 28-50 s on a CPU and 153 s on an H100. A compile",
-        "that saves 1 ms a call after 60 s of compiling pays off only after 60,000 calls: in a",
-        "short evaluation, or a job that restarts often, it never does. A warm cache cuts the",
-        "compile to a few seconds (about 8 s for ACT on a CPU).",
-    ),
-    example=code_block(
-        """
-        # each new machine or container compiles from scratch
-        policy.model.compile()
-        """
-    ),
-    use_instead=code_block(
-        """
-        import os
-
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = "/persistent/inductor-cache"  # before compiling
-        policy.model.compile()
-        # or carry the artifacts along: torch.compiler.save_cache_artifacts() on one
-        # machine, torch.compiler.load_cache_artifacts(blob) on the next
-        """
-    ),
-)
-
 
 INSUFFICIENT_SPEEDUP = Rule(
     code="CD204",
@@ -124,7 +90,6 @@ BENCHMARK_METHODOLOGY = Rule(
 )
 
 RULES: tuple[Rule, ...] = (
-    COMPILE_TIME_COST,
     INSUFFICIENT_SPEEDUP,
     BENCHMARK_METHODOLOGY,
 )
@@ -138,61 +103,10 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
     for entry_point, timing in (benchmark.get("timings") or {}).items():
         if not timing.get(EAGER) or not timing.get(COMPILED):
             continue
-        cost = _compile_time_cost(entry_point, timing)
-        capture = (benchmark.get("capture") or {}).get(entry_point) or {}
-        frames = [
-            f"[{f['compile_id']}]" for f in capture.get("frames") or [] if f.get("compile_id")
-        ]
-        if frames:  # the frame ids under which the tlparse report shows these compiles
-            cost.evidence["tlparse_frames"] = frames
-        findings.append(cost)
         noise = _speedup_within_noise(entry_point, timing)
         if noise is not None:
             findings.append(noise)
     return findings
-
-
-def _compile_time_cost(entry_point: str, timing: Mapping[str, Any]) -> Finding:
-    eager_ms = timing[EAGER]["median_ms"]
-    compiled_ms = timing[COMPILED]["median_ms"]
-    first_s = timing.get("compiled_first_call_s") or 0.0
-    compile_s = max(first_s - compiled_ms / 1e3, 0.0)
-    saved_ms = eager_ms - compiled_ms
-    evidence: dict[str, Any] = {
-        "entry_point": entry_point,
-        "first_compiled_call_s": round(first_s, 3),
-        "eager_median_ms": round(eager_ms, 3),
-        "compiled_median_ms": round(compiled_ms, 3),
-        "saved_per_call_ms": round(saved_ms, 3),
-    }
-    if saved_ms > 0:
-        calls = compile_s * 1e3 / saved_ms
-        evidence["calls_to_break_even"] = round(calls)
-        cause = (
-            f"The first {entry_point} call took {seconds(first_s)} (the compile); each later call "
-            f"saves {ms(saved_ms)}, so compiling pays for itself after about "
-            f"{count(round(calls))} calls."
-        )
-        severity = Severity.INFO
-    else:
-        cause = (
-            f"The first {entry_point} call took {seconds(first_s)} (the compile), and compiled "
-            f"calls are not faster than eager ({ms(compiled_ms)} against {ms(eager_ms)}): "
-            "the compile never pays for itself at this size."
-        )
-        severity = Severity.WARNING
-    return make_finding(
-        COMPILE_TIME_COST,
-        severity=severity,
-        confidence="high",
-        cause=cause,
-        evidence=evidence,
-        next_steps=[
-            "export TORCHINDUCTOR_CACHE_DIR=$HOME/.cache/torchinductor  # keep compiled code "
-            "between runs",
-            "torch.compile(..., mode='reduce-overhead')  # on CUDA, when calls are launch-bound",
-        ],
-    )
 
 
 def _speedup_within_noise(entry_point: str, timing: Mapping[str, Any]) -> Finding | None:
