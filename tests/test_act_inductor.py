@@ -121,8 +121,10 @@ def test_a_warm_cache_in_a_fresh_process_hits_and_saves_compile_time(
         assert lever["status"] == "measured", lever["reason"]
         assert lever["detail"]["fresh_process"] is True
         assert lever["cache"]["fx_graph_hits"] > 0 and lever["cache"]["fx_graph_misses"] == 0
-        # Inductor's once-per-process CPU check is paid in every fresh process: compare the rest
-        warm_compile = lever["compile_s"] - lever["detail"]["cpu_isa_check_s"]
-        assert warm_compile < baseline["compile_s"] - baseline["cpu_isa_check_s"]
+        # both less Inductor's once-per-process CPU check, which every new process pays
+        assert lever["baseline_compile_s"] == pytest.approx(
+            baseline["compile_s"] - baseline["cpu_isa_check_s"], abs=1e-3
+        )
+        assert lever["compile_s"] < lever["baseline_compile_s"]
     artifacts = section["artifacts"]
     assert artifacts["file"] == "compile_cache_artifacts.bin" and artifacts["bytes"] > 0

@@ -210,11 +210,13 @@ def frame_rows(entry: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]
 
 
 def recompile_reason_lines(entry: Mapping[str, Any]) -> list[str]:
-    return [
-        f"[{frame.get('compile_id')}] recompiled: {frame['recompile_reason']}"
+    """Why a frame was compiled again, once per frame (its forward and backward share it)."""
+    lines = [
+        f"[{frame.get('compile_id')}] recompiled: {frame['recompile_reason'].strip()}"
         for frame in entry.get("frames") or []
         if isinstance(frame, Mapping) and frame.get("recompile_reason")
     ]
+    return list(dict.fromkeys(lines))
 
 
 def recompile_lines(recompiles: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -284,7 +286,8 @@ def _detail_item(item: Any) -> str:
     if not isinstance(item, Mapping):
         return str(item)
     if "class_name" in item:
-        text = f"{item['class_name']} x{count(item.get('instances'))}"
+        short_name = str(item["class_name"]).rsplit(".", 1)[-1]
+        text = f"{short_name} x{count(item.get('instances'))}"
         if item.get("parameters") is not None:
             text += f" ({count(item['parameters'])} parameters)"
         return text
@@ -295,7 +298,7 @@ def detail_summary(detail: Mapping[str, Any]) -> str:
     """What a lever did, in figures: "fresh process; CPU instruction-set check 6.00 s"."""
     parts = []
     for key, value in detail.items():
-        if value is False or value is None:
+        if value is False or value is None or value == 0:
             continue
         text = _detail_value(str(key), value)
         parts.append(f"{_detail_key(str(key))} {text}".strip() if text else _detail_key(str(key)))

@@ -237,7 +237,7 @@ def measure_regional(
     cold = baseline.cache.hits == 0
     lever.detail = {
         "blocks": [
-            {"class": b.class_name, "instances": b.instances, "parameters": b.parameters}
+            {"class_name": b.class_name, "instances": b.instances, "parameters": b.parameters}
             for b in blocks
         ],
         "instances": sum(b.instances for b in blocks),

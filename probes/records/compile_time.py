@@ -202,7 +202,9 @@ class EntryCompileTime:
 class CompileLever:
     """One lever on compile time, tried: one more compile, timed as the benchmark's first one.
 
-    `compile_s` against `baseline_compile_s` (the benchmark's compile of the same entry point);
+    `compile_s` against `baseline_compile_s` (the benchmark's compile of the same entry point),
+    both less Inductor's once-per-process CPU check (`CPU_ISA_CHECK`), which any new process
+    pays whatever the lever, and which `detail["cpu_isa_check_s"]` records where it was paid;
     `median_ms` against `baseline_median_ms` (the default compile's warm call) and `eager_ms`,
     so that a lever that starts faster but runs slower says so.
     """
