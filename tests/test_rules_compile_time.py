@@ -138,3 +138,41 @@ def test_no_finding_without_a_successful_compile() -> None:
     probes = copy.deepcopy(_probes())
     probes[BENCHMARK]["compilation_successful"] = False
     assert compile_time.check(probes) == []
+
+
+def _with_dynamic(other_size_frames: int = 0, median_ms: float = 14.1) -> dict[str, Any]:
+    probes = _probes()
+    levers = [lv for lv in probes[COMPILE_TIME]["levers"] if lv["name"] != "dynamic-shapes"]
+    levers.append(
+        {
+            "name": "dynamic-shapes",
+            "entry_point": "inference",
+            "status": "measured",
+            "compile_s": 2.0,  # shorter than any lever: still not the first compile's cut
+            "baseline_compile_s": 30.76,
+            "median_ms": median_ms,
+            "baseline_median_ms": 14.0,
+            "detail": {"batch_sizes": [8, 2], "other_size_frames": other_size_frames},
+            "paste": "torch.compile(model, dynamic=True)  # one graph for every batch size",
+        }
+    )
+    probes[COMPILE_TIME]["levers"] = levers
+    return probes
+
+
+def test_dynamic_shapes_are_advised_where_a_batch_size_change_recompiled() -> None:
+    finding = _finding(_with_dynamic())
+    assert finding.evidence["best_lever"] == "warm-cache"  # dynamic cuts the later compiles
+    assert finding.evidence["dynamic_compile_s"] == 2.0
+    assert "then served batch size 2 without compiling" in finding.cause
+    assert any("dynamic=True" in step for step in finding.next_steps)
+
+
+def test_dynamic_shapes_are_not_advised_when_they_recompile_or_run_slower() -> None:
+    for probes in (_with_dynamic(other_size_frames=1), _with_dynamic(median_ms=16.0)):
+        finding = _finding(probes)
+        assert "dynamic_compile_s" not in finding.evidence
+        assert not any("dynamic=True" in step for step in finding.next_steps)
+    probes = _with_dynamic()
+    probes[COMPILE_TIME]["recompiles"] = {}  # no scenario showed a size change recompiling
+    assert "dynamic_compile_s" not in _finding(probes).evidence

@@ -13,8 +13,10 @@ from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
 from analyzer.format import count, ms, percent, plural, seconds, times
+from probes.records.compile import batch_size_scenario
 from probes.records.compile_time import (
     CPU_ISA_CHECK,
+    DYNAMIC_SHAPES,
     KERNEL_COMPILE,
     LEVER_MEASURED,
     REGIONAL,
@@ -77,6 +79,7 @@ _LEVER_LABELS = {
     "warm-cache": "the warm cache in a fresh process",
     "portable-cache": "the cache artifacts loaded into an empty cache in a fresh process",
     REGIONAL: "regional compilation of the repeated blocks",
+    DYNAMIC_SHAPES: "dynamic=True",
 }
 
 
@@ -176,9 +179,13 @@ def _compile_time_cost(
             sentences[-1] += "."
     elif measured:
         sentences[-1] += "."
-    recompile_sentence = _recompile_sentence(section.get("recompiles", {}).get(entry_point))
+    scenarios = (section.get("recompiles") or {}).get(entry_point)
+    recompile_sentence = _recompile_sentence(scenarios)
     if recompile_sentence:
         sentences.append(recompile_sentence)
+    dynamic = _dynamic_worth_it(measured, scenarios)
+    if dynamic is not None:
+        evidence["dynamic_compile_s"] = round(dynamic["compile_s"], 3)
     frames = _tlparse_frames(record, benchmark, entry_point)
     if frames:  # the frame ids under which the tlparse report shows these compiles
         evidence["tlparse_frames"] = frames
@@ -188,7 +195,7 @@ def _compile_time_cost(
         confidence="high",
         cause=" ".join(sentences),
         evidence=evidence,
-        next_steps=_next_steps(best, record, section, compile_s),
+        next_steps=_next_steps(best, dynamic, record, section, compile_s),
     )
 
 
@@ -245,20 +252,57 @@ def _cache_sentence(cache: Mapping[str, Any]) -> str | None:
 
 
 def _best_lever(measured: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The measured lever that cuts the compile most, if it cuts it at all."""
+    """The measured lever that cuts the first compile most, if one cuts it at all (dynamic
+    shapes cut the compiles that follow, not the first: `_dynamic_worth_it`)."""
     cutting = [
         lv
         for lv in measured
-        if (base := as_number(lv.get("baseline_compile_s"))) is not None and lv["compile_s"] < base
+        if lv["name"] != DYNAMIC_SHAPES
+        and (base := as_number(lv.get("baseline_compile_s"))) is not None
+        and lv["compile_s"] < base
     ]
     return min(cutting, key=lambda lv: lv["compile_s"], default=None)
+
+
+def _dynamic_worth_it(
+    measured: Sequence[Mapping[str, Any]], scenarios: Sequence[Mapping[str, Any]] | None
+) -> Mapping[str, Any] | None:
+    """The dynamic-shapes lever, where a batch-size change recompiled the default compile and
+    the dynamic twin served the other size without compiling, no slower than the default."""
+    dynamic = next((lv for lv in measured if lv["name"] == DYNAMIC_SHAPES), None)
+    if dynamic is None:
+        return None
+    detail = dynamic.get("detail") or {}
+    sizes = detail.get("batch_sizes") or []
+    if len(sizes) != 2 or detail.get("other_size_frames"):
+        return None
+    name = batch_size_scenario(*sizes)
+    if not any(s.get("scenario") == name and s.get("compiles") for s in scenarios or []):
+        return None
+    median, default = (
+        as_number(dynamic.get("median_ms")),
+        as_number(dynamic.get("baseline_median_ms")),
+    )
+    if median is None or default is None or median > default * SLOWER_CALL:
+        return None
+    return dynamic
 
 
 def _lever_text(lever: Mapping[str, Any], compiled_ms: float) -> str:
     name = _LEVER_LABELS.get(lever["name"], lever["name"])
     compile_s, base = lever["compile_s"], as_number(lever.get("baseline_compile_s"))
     text = f"{name} compiled in {seconds(compile_s)}"
-    if base:
+    if lever["name"] == DYNAMIC_SHAPES:
+        detail = lever.get("detail") or {}
+        sizes = detail.get("batch_sizes") or ["?", "?"]
+        frames = detail.get("other_size_frames") or 0
+        text += f" against {seconds(base)}" if base else ""
+        text += (
+            f", then served batch size {sizes[-1]} without compiling"
+            if not frames
+            else f", then compiled {plural(frames, 'frame')} again for batch size {sizes[-1]}"
+        )
+    elif base:
         text += f" against {seconds(base)} ({times(base / compile_s)} less)"
     median = as_number(lever.get("median_ms"))
     default = as_number(lever.get("baseline_median_ms")) or compiled_ms
@@ -295,6 +339,7 @@ def _tlparse_frames(
 
 def _next_steps(
     best: Mapping[str, Any] | None,
+    dynamic: Mapping[str, Any] | None,
     record: Mapping[str, Any],
     section: Mapping[str, Any],
     compile_s: float,
@@ -302,6 +347,8 @@ def _next_steps(
     steps: list[str] = []
     if best is not None and best.get("paste"):
         steps.append(best["paste"])
+    if dynamic is not None and dynamic.get("paste"):
+        steps.append(dynamic["paste"])
     stages = record.get("stages") or {}
     isa_s = as_number(stages.get(CPU_ISA_CHECK)) or 0.0
     if isa_s >= CPU_ISA_CHECK_WORTH:

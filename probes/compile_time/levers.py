@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probes.compile_time.dynamic import measure_dynamic
 from probes.compile_time.fresh_process import FreshProcessResult, run_fresh_process
 from probes.compile_time.regional import find_repeated_blocks, measure_regional
 from probes.records.benchmark import BenchmarkSettings
 from probes.records.compile_time import (
+    DYNAMIC_SHAPES,
     LEVER_FAILED,
     LEVER_MEASURED,
     LEVERS,
@@ -35,6 +37,7 @@ from probes.records.compile_time import (
     EntryCompileTime,
     RepeatedBlock,
 )
+from probes.records.names import INFERENCE
 from probes.records.speed import WHAT_IF_ALL, WHAT_IF_AUTO, WHAT_IF_NONE, requested_what_ifs
 from probes.targets.target import CompileSettings, Target
 
@@ -42,8 +45,8 @@ from probes.targets.target import CompileSettings, Target
 MIN_COMPILE_S = 5.0
 # `auto` tries regional compilation when the repeated blocks hold this share of the parameters.
 MIN_BLOCK_SHARE = 0.25
-# Levers `auto` never runs: each costs a fresh process more than the warm cache's.
-ASKED_FOR_ONLY = (PORTABLE_CACHE,)
+# Levers `auto` never runs: a fresh process more than the warm cache's; a full compile more.
+ASKED_FOR_ONLY = (PORTABLE_CACHE, DYNAMIC_SHAPES)
 
 Call = Callable[[], Any]
 
@@ -69,7 +72,9 @@ def plan_levers(
     wanted = LEVERS if mode == WHAT_IF_ALL else names or LEVERS
     for lever in wanted:
         for entry_point, baseline in baselines.items():
-            why_not = _why_not(lever, target, baseline, plan.blocks, auto=mode == WHAT_IF_AUTO)
+            why_not = _why_not(
+                lever, entry_point, target, baseline, plan.blocks, auto=mode == WHAT_IF_AUTO
+            )
             if why_not is None:
                 plan.to_run.setdefault(lever, []).append(entry_point)
             else:
@@ -79,6 +84,7 @@ def plan_levers(
 
 def _why_not(
     lever: str,
+    entry_point: str,
     target: Target,
     baseline: EntryCompileTime,
     blocks: Sequence[RepeatedBlock],
@@ -90,10 +96,15 @@ def _why_not(
         return "the target cannot be built again in a fresh process"
     if lever == REGIONAL and not blocks:
         return "the model has no repeated block (a submodule structure that recurs)"
+    if lever == DYNAMIC_SHAPES and entry_point != INFERENCE:
+        return "the other batch size is an inference call"
+    if lever == DYNAMIC_SHAPES and target.other_batch is None:
+        return "the inputs have no batch dimension to change"
     if not auto:
         return None
     if lever in ASKED_FOR_ONLY:
-        return f"costs one more fresh process: ask for it with --compile-lever {lever}"
+        cost = "a full compile" if lever == DYNAMIC_SHAPES else "a fresh process"
+        return f"costs {cost} more: ask for it with --compile-lever {lever}"
     # A fresh process pays Inductor's CPU check again; regional compilation does not.
     compile_s = baseline.compile_s
     if lever == REGIONAL:
@@ -129,6 +140,12 @@ def run_levers(
         results += _fresh_levers(WARM_CACHE, fresh, plan.to_run[WARM_CACHE], baselines)
     if PORTABLE_CACHE in plan.to_run:
         results += _portable(plan, target, settings, bench, baselines, artifacts, on_phase)
+    if INFERENCE in plan.to_run.get(DYNAMIC_SHAPES, []):
+        on_phase("compiling with dynamic=True (dynamic shapes)")
+        eager_call, default_call = calls[INFERENCE]
+        results.append(
+            measure_dynamic(target, settings, eager_call, default_call, baselines[INFERENCE], bench)
+        )
     for entry_point in plan.to_run.get(REGIONAL, []):
         on_phase(f"compiling the repeated blocks alone ({entry_point})")
         eager_call, default_call = calls[entry_point]

@@ -17,33 +17,26 @@ slower. Both are measured here, against the default compile of the whole model.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from typing import Any
 
 from torch import nn
-from torch._inductor import config as inductor_config
 
-from probes.compile.breakdown import entry_compile_time, watch_compiles
-from probes.compile.cpu_isa import cpu_isa_check_pending, run_cpu_isa_check
+from probes.compile_time.first_call import record_twin_timing, watched_first_call
 from probes.errors import error_line
 from probes.records.benchmark import BenchmarkSettings
 from probes.records.compile_time import (
     FORWARD,
     LEVER_FAILED,
-    LEVER_MEASURED,
     MIN_REPEATS,
     REGIONAL,
     CompileLever,
     EntryCompileTime,
     RepeatedBlock,
 )
-from probes.records.names import TRAINING
 from probes.speed.backends import FreshBackend, mode_config
 from probes.targets.target import CompileSettings, Target
-from probes.timing import measure_interleaved, time_first_call
 
 Call = Callable[[], Any]
 # The name a user's code gives the model in a pasted line, by target kind.
@@ -265,32 +258,8 @@ def _measure(
 ) -> None:
     """Time the regional copy's first `call` (its compile, watched) and its warm calls."""
     device = target.device
-    if cpu_isa_check_pending(device, settings):
-        run_cpu_isa_check()  # left out of both figures: see measure_regional
-    with ExitStack() as stack:
-        if cold:
-            stack.enter_context(inductor_config.patch(force_disable_caches=True))
-            # torch warns that the caches' switch turns its shape profiles off too: expected.
-            stack.enter_context(warnings.catch_warnings())
-            warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
-        watched = stack.enter_context(watch_compiles())
-        first_call_s, _ = time_first_call(call, device)
-    compile_time = entry_compile_time(lever.entry_point, first_call_s, watched)
-    iters = bench.iters_training if lever.entry_point == TRAINING else bench.iters_inference
-    measured = measure_interleaved(
-        {"eager": eager_call, "default": default_call, REGIONAL: call},
-        iters=iters,
-        warmup=bench.warmup,
-        device=device,
-    )
-    lever.status = LEVER_MEASURED
-    lever.compile_s = compile_time.compile_s
-    lever.first_call_s = first_call_s
-    lever.cache = compile_time.cache
-    lever.stages = compile_time.stages
-    lever.median_ms = measured[REGIONAL].median_ms
-    lever.baseline_median_ms = measured["default"].median_ms
-    lever.eager_ms = measured["eager"].median_ms
+    compile_time = watched_first_call(lever.entry_point, call, settings, device, cold=cold)
+    record_twin_timing(lever, compile_time, (eager_call, default_call, call), bench, device)
     lever.detail["frames_compiled"] = frames_compiled(compile_time)
 
 

@@ -132,6 +132,11 @@ class Recompile:
     compile_s: float | None = None  # what this recompile cost (torch's figure, forward)
 
 
+def batch_size_scenario(size: int, other: int) -> str:
+    """The name of the recompile scenario that calls with another batch size."""
+    return f"batch size {size} -> {other}"
+
+
 @dataclass
 class ScenarioRecompiles:
     """What one way of calling the compiled entry point (a scenario) recompiled."""

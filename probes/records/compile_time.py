@@ -79,7 +79,9 @@ WARM_CACHE = "warm-cache"
 PORTABLE_CACHE = "portable-cache"
 # Compile the repeated block once (each instance calls the same compiled code), the rest eager.
 REGIONAL = "regional-compilation"
-LEVERS = (WARM_CACHE, PORTABLE_CACHE, REGIONAL)
+# One compile with `dynamic=True` for every batch size, against a compile per size.
+DYNAMIC_SHAPES = "dynamic-shapes"
+LEVERS = (WARM_CACHE, PORTABLE_CACHE, REGIONAL, DYNAMIC_SHAPES)
 
 LEVER_MEASURED = "measured"
 LEVER_FAILED = "failed"

@@ -24,8 +24,9 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from probes.errors import TargetError, error_line
 from probes.records import target as description_keys
+from probes.records.compile import batch_size_scenario
 from probes.records.names import DEFAULT_SEED, INFERENCE, TRAINING
-from probes.targets.target import CompileSettings, Target, TargetRecipe
+from probes.targets.target import CompileSettings, OtherBatch, Target, TargetRecipe
 
 # module: torch.compile(model), the wrapper most code writes; inplace: model.compile(), which
 # compiles the same forward but leaves the model its own class and state_dict keys.
@@ -145,8 +146,10 @@ def _target(
             entries[TRAINING] = (_named(lambda: loss(copy_), f"loss_fn({name}.forward)"), ())
         return entries
 
+    other_batch = _other_batch(inference)
+
     def recompile_scenarios(compiled: nn.Module) -> list[tuple[str, Callable[[], Any]]]:
-        return module_recompile_scenarios(compiled, inference, training, infer)
+        return module_recompile_scenarios(compiled, inference, training, infer, other_batch)
 
     return Target(
         name=name,
@@ -161,6 +164,7 @@ def _target(
         recompile_scenarios=recompile_scenarios,
         description=_description(module, device, inference, training, loss_fn),
         notes=[] if training is not None else [TRAINING_SKIPPED_NOTE],
+        other_batch=other_batch,
     )
 
 
@@ -188,6 +192,7 @@ def module_recompile_scenarios(
     inference: _Call,
     training: _Call | None,
     infer: Callable[[nn.Module], torch.Tensor],
+    other_batch: OtherBatch | None,
 ) -> list[tuple[str, Callable[[], Any]]]:
     """How a compiled model is commonly called after its first call, each a chance to recompile."""
 
@@ -204,17 +209,26 @@ def module_recompile_scenarios(
         ("called with grad enabled (first calls ran under no_grad)", with_grad),
         ("train then eval", train_then_eval),
     ]
-    size = inference.leading_size()
-    if size is not None and size > 1:
-        smaller = inference.sliced(size, size // 2)
-
-        def other_batch_size() -> None:
-            compiled.eval()
-            with torch.no_grad():
-                smaller(compiled)
-
-        scenarios.append((f"batch size {size} -> {size // 2}", other_batch_size))
+    if other_batch is not None:
+        scenarios.append(
+            (batch_size_scenario(*other_batch.sizes), lambda: other_batch.infer(compiled))
+        )
     return scenarios
+
+
+def _other_batch(inference: _Call) -> OtherBatch | None:
+    """The call on the first half of every batched input, in eval mode, without grad."""
+    size = inference.leading_size()
+    if size is None or size < 2:
+        return None
+    smaller = inference.sliced(size, size // 2)
+
+    def infer(copy: nn.Module) -> Any:
+        copy.eval()
+        with torch.no_grad():
+            return smaller(copy)
+
+    return OtherBatch((size, size // 2), infer)
 
 
 def output_tensor(output: Any) -> torch.Tensor:

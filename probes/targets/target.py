@@ -55,6 +55,15 @@ class CompileSettings:
 
 
 @dataclass
+class OtherBatch:
+    """The inference call at another batch size (half the target's), as a user makes it after
+    the first: a chance to recompile, and what one dynamic compile must serve too."""
+
+    sizes: tuple[int, int]  # the target's batch size, then this one
+    infer: Callable[[nn.Module], Any]  # the call on a copy, without grad
+
+
+@dataclass
 class TargetRecipe:
     """How another process builds the same target: `builder(*args, **kwargs)` returns it.
 
@@ -89,6 +98,8 @@ class Target:
     notes: list[str] = field(default_factory=list)
     # How a fresh process builds it again (the warm-cache lever); None: it cannot.
     recipe: TargetRecipe | None = None
+    # Inference at another batch size; None where the inputs have no batch dimension to halve.
+    other_batch: OtherBatch | None = None
 
     @property
     def entry_points(self) -> list[str]:

@@ -20,6 +20,7 @@ from torch import nn
 
 from probes.errors import TargetError
 from probes.records import target as description_keys
+from probes.records.compile import batch_size_scenario
 from probes.records.names import DEFAULT_SEED, INFERENCE, TRAINING
 from probes.targets.lerobot.batches import (
     QUEUE_TRACE_HANGS,
@@ -49,7 +50,7 @@ from probes.targets.lerobot.dataset import (
 )
 from probes.targets.lerobot.packages import require_packages
 from probes.targets.lerobot.presets import PolicySpec, Preset, choose_preset, policy_spec
-from probes.targets.target import CompileSettings, Target, TargetRecipe
+from probes.targets.target import CompileSettings, OtherBatch, Target, TargetRecipe
 
 
 @dataclass(frozen=True)
@@ -247,8 +248,10 @@ def policy_target(
     def compile_copy(copy: nn.Module, settings: CompileSettings) -> nn.Module:
         return compile_policy_copy(copy, settings, spec)
 
+    other_batch = _other_batch(inference_batch)
+
     def recompile_scenarios(compiled: nn.Module) -> list[tuple[str, Callable[[], Any]]]:
-        return policy_recompile_scenarios(compiled, inference_batch, training_batch)
+        return policy_recompile_scenarios(compiled, training_batch, inference_batch, other_batch)
 
     return Target(
         name=name,
@@ -263,7 +266,25 @@ def policy_target(
         recompile_scenarios=recompile_scenarios,
         description=description,
         notes=[*notes, QUEUE_TRACE_HANGS] if queues else notes,
+        other_batch=other_batch,
     )
+
+
+def _other_batch(inference_batch: dict[str, Any]) -> OtherBatch:
+    """`select_action` after a reset on the first half of the batch (at least one row), in
+    whichever mode the copy is (a user's rollout after training calls it so)."""
+    size = next(v.shape[0] for v in inference_batch.values() if isinstance(v, torch.Tensor))
+    smaller = max(1, size // 2)
+    small_batch = {
+        k: v[:smaller] if isinstance(v, torch.Tensor) else v for k, v in inference_batch.items()
+    }
+
+    def infer(copy: nn.Module) -> Any:
+        copy.reset()
+        with torch.no_grad():
+            return copy.select_action(small_batch)
+
+    return OtherBatch((size, smaller), infer)
 
 
 def actions_per_prediction(config: Any) -> int:
@@ -274,15 +295,11 @@ def actions_per_prediction(config: Any) -> int:
 
 def policy_recompile_scenarios(
     compiled: nn.Module,
-    inference_batch: dict[str, Any],
     training_batch: dict[str, Any] | None,
+    inference_batch: dict[str, Any],
+    other_batch: OtherBatch,
 ) -> list[tuple[str, Callable[[], Any]]]:
     """How a policy is used after its first compiled call, each a chance to recompile."""
-    size = next(v.shape[0] for v in inference_batch.values() if isinstance(v, torch.Tensor))
-    smaller = max(1, size // 2)
-    small_batch = {
-        k: v[:smaller] if isinstance(v, torch.Tensor) else v for k, v in inference_batch.items()
-    }
     steps = actions_per_prediction(compiled.config)
 
     def stale_queue() -> None:
@@ -297,12 +314,8 @@ def policy_recompile_scenarios(
         compiled.reset()
         compiled.select_action(inference_batch)
 
-    def other_batch_size() -> None:
-        compiled.reset()
-        compiled.select_action(small_batch)
-
     scenarios = [("select_action every step, reset per episode", stale_queue)]
     if training_batch is not None:
         scenarios.append(("train then eval", train_then_eval))
-    scenarios.append((f"batch size {size} -> {smaller}", other_batch_size))
+    scenarios.append((batch_size_scenario(*other_batch.sizes), lambda: other_batch.infer(compiled)))
     return scenarios

@@ -1,0 +1,110 @@
+"""Which compile-time levers a diagnosis tries, and the dynamic-shapes lever on a real compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from regional_models import NoRepeats, Stack
+
+from probes.benchmark import BenchmarkProbe
+from probes.compile_time.dynamic import measure_dynamic
+from probes.compile_time.levers import MIN_COMPILE_S, plan_levers
+from probes.records.benchmark import BenchmarkSettings
+from probes.records.compile_time import (
+    DYNAMIC_SHAPES,
+    LEVER_FAILED,
+    LEVER_MEASURED,
+    PORTABLE_CACHE,
+    REGIONAL,
+    WARM_CACHE,
+    EntryCompileTime,
+    FrameCompileTime,
+)
+from probes.targets.module import module_target
+from probes.targets.target import CompileSettings
+
+SETTINGS = CompileSettings(how="module", backend="aot_eager")
+BENCH = BenchmarkSettings(iters_inference=3, iters_training=2, warmup=1)
+
+
+def _baseline(compile_s: float) -> EntryCompileTime:
+    frame = FrameCompileTime(compile_id="0/0", part="forward", seconds=compile_s)
+    return EntryCompileTime("inference", first_call_s=compile_s + 0.01, frames=[frame])
+
+
+def _not_run(plan, name: str) -> str:
+    return next(lv.reason for lv in plan.not_run if lv.name == name)
+
+
+def test_auto_tries_the_warm_cache_and_regional_compilation_of_a_long_compile() -> None:
+    target = module_target(Stack(), torch.randn(8, 32))
+    plan = plan_levers("auto", target, {"inference": _baseline(MIN_COMPILE_S + 1)})
+    assert plan.to_run == {WARM_CACHE: ["inference"], REGIONAL: ["inference"]}
+    assert "--compile-lever portable-cache" in _not_run(plan, PORTABLE_CACHE)
+    assert "a full compile" in _not_run(plan, DYNAMIC_SHAPES)
+
+
+def test_auto_leaves_a_short_compile_alone() -> None:
+    target = module_target(Stack(), torch.randn(8, 32))
+    plan = plan_levers("auto", target, {"inference": _baseline(MIN_COMPILE_S / 2)})
+    assert plan.to_run == {}
+    assert "under the" in _not_run(plan, WARM_CACHE)
+
+
+def test_a_model_without_repeated_blocks_is_not_compiled_regionally_even_when_asked() -> None:
+    target = module_target(NoRepeats(), torch.randn(2, 3, 8, 8))
+    plan = plan_levers([REGIONAL], target, {"inference": _baseline(60.0)})
+    assert plan.to_run == {} and plan.blocks == []
+    assert "no repeated block" in _not_run(plan, REGIONAL)
+
+
+def test_named_levers_run_whatever_the_figures_and_none_runs_nothing() -> None:
+    target = module_target(Stack(), torch.randn(8, 32))
+    baselines = {"inference": _baseline(0.1), "training": _baseline(0.1)}
+    plan = plan_levers("portable-cache,dynamic-shapes", target, baselines)
+    assert plan.to_run == {PORTABLE_CACHE: ["inference", "training"], DYNAMIC_SHAPES: ["inference"]}
+    assert "inference call" in next(
+        lv.reason for lv in plan.not_run if lv.entry_point == "training"
+    )
+    assert plan_levers("none", target, baselines).to_run == {}
+
+
+def test_an_unknown_lever_is_refused() -> None:
+    target = module_target(Stack(), torch.randn(8, 32))
+    with pytest.raises(ValueError, match="unknown compile lever"):
+        plan_levers("warm-cash", target, {"inference": _baseline(1.0)})
+
+
+def test_dynamic_shapes_serve_the_other_batch_size_without_compiling() -> None:
+    torch._dynamo.reset()
+    target = module_target(Stack(), torch.randn(8, 32))
+    probe = BenchmarkProbe(target, SETTINGS, BENCH)
+    eager, compiled = target.fresh_copy(), target.compiled_copy(SETTINGS)
+    assert probe.compile_by_first_calls(eager, compiled)
+
+    def inference(copy):
+        def call():
+            with torch.no_grad():
+                return target.infer(copy)
+
+        return call
+
+    lever = measure_dynamic(
+        target,
+        SETTINGS,
+        inference(eager),
+        inference(compiled),
+        probe.compile_time["inference"],
+        BENCH,
+    )
+    assert lever.status == LEVER_MEASURED, lever.reason
+    assert lever.detail["batch_sizes"] == [8, 4]
+    assert lever.detail["other_size_frames"] == 0
+    assert lever.compile_s > 0 and lever.median_ms > 0 and lever.baseline_median_ms > 0
+    assert lever.stages["dynamo"] > 0
+
+
+def test_dynamic_shapes_without_a_batch_dimension_fail_with_the_reason() -> None:
+    target = module_target(Stack(), torch.randn(1, 32))  # a batch of one cannot be halved
+    lever = measure_dynamic(target, SETTINGS, lambda: None, lambda: None, _baseline(1.0), BENCH)
+    assert lever.status == LEVER_FAILED and "batch dimension" in lever.reason
