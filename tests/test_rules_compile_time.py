@@ -176,3 +176,13 @@ def test_dynamic_shapes_are_not_advised_when_they_recompile_or_run_slower() -> N
     probes = _with_dynamic()
     probes[COMPILE_TIME]["recompiles"] = {}  # no scenario showed a size change recompiling
     assert "dynamic_compile_s" not in _finding(probes).evidence
+
+
+def test_compile_threads_say_what_more_threads_could_give() -> None:
+    finding = _finding(_probes())  # 2 threads on 2 CPUs, 11.7 s of kernel compile
+    assert "one per CPU" in finding.cause and "at most the 11.7 s" in finding.cause
+    probes = _probes()
+    probes[COMPILE_TIME]["cpu_count"] = 8
+    finding = _finding(probes)
+    assert "2 threads of 8 CPUs" in finding.cause
+    assert any("TORCHINDUCTOR_COMPILE_THREADS=8" in step for step in finding.next_steps)

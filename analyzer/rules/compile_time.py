@@ -72,6 +72,8 @@ RULES: tuple[Rule, ...] = (COMPILE_TIME_COST,)
 STAGE_SHARE_NAMED = 0.1
 # Inductor's CPU check worth a next step of its own (seconds).
 CPU_ISA_CHECK_WORTH = 1.0
+# Kernel compile worth a sentence on compile threads: this share of the compile.
+KERNEL_SHARE_NAMED = 0.1
 # A lever's warm call counts as slower than the default compile's beyond this ratio.
 SLOWER_CALL = 1.05
 
@@ -134,6 +136,10 @@ def _compile_time_cost(
     if stages:
         evidence["stages_s"] = {name: round(s, 3) for name, s in stages}
         sentences.append("It went to " + _stage_list(stages, compile_s) + ".")
+    threads_sentence = _threads_sentence(record, section, compile_s)
+    if threads_sentence:
+        evidence["compile_threads"] = section.get("compile_threads")
+        sentences.append(threads_sentence)
     cache = record.get("cache") or {}
     cache_sentence = _cache_sentence(cache)
     if cache_sentence:
@@ -229,6 +235,25 @@ def _stage_list(stages: Sequence[tuple[str, float]], compile_s: float) -> str:
     return ", ".join(
         f"{STAGE_LABELS.get(name, name)} {seconds(value)} ({percent(value / compile_s)})"
         for name, value in stages
+    )
+
+
+def _threads_sentence(
+    record: Mapping[str, Any], section: Mapping[str, Any], compile_s: float
+) -> str | None:
+    """Kernel compiles run on Inductor's compile threads: what more threads could give at most."""
+    threads, cpus = section.get("compile_threads"), section.get("cpu_count")
+    kernel_s = as_number((record.get("stages") or {}).get(KERNEL_COMPILE)) or 0.0
+    if not threads or not cpus or compile_s <= 0 or kernel_s / compile_s < KERNEL_SHARE_NAMED:
+        return None
+    if threads >= cpus:
+        return (
+            f"The kernels compiled on {plural(threads, 'thread')}, one per CPU: more threads need "
+            f"more cores, and could save at most the {seconds(kernel_s)} of kernel compile."
+        )
+    return (
+        f"The kernels compiled on {threads} threads of {plural(cpus, 'CPU')}: "
+        "TORCHINDUCTOR_COMPILE_THREADS sets more."
     )
 
 
@@ -358,7 +383,13 @@ def _next_steps(
         )
     threads, cpus = section.get("compile_threads"), section.get("cpu_count")
     kernel_s = as_number(stages.get(KERNEL_COMPILE)) or 0.0
-    if threads and cpus and threads < cpus and compile_s > 0 and kernel_s / compile_s >= 0.1:
+    if (
+        threads
+        and cpus
+        and threads < cpus
+        and compile_s > 0
+        and kernel_s / compile_s >= KERNEL_SHARE_NAMED
+    ):
         steps.append(
             f"export TORCHINDUCTOR_COMPILE_THREADS={cpus}  # kernels compiled on {threads} of "
             f"{cpus} CPUs ({seconds(kernel_s)} of kernel compile)"
