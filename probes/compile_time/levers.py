@@ -191,8 +191,8 @@ def _portable(
 
 _PASTE = {
     WARM_CACHE: (
-        'os.environ["TORCHINDUCTOR_CACHE_DIR"] = "/persistent/inductor-cache"  # before compiling;'
-        "\n# a folder kept between runs and containers (Inductor's default is in /tmp)"
+        'os.environ["TORCHINDUCTOR_CACHE_DIR"] = "/kept/folder"  # before compiling; kept '
+        "between runs and containers (Inductor's default is under /tmp)"
     ),
     PORTABLE_CACHE: (
         "blob, _ = torch.compiler.save_cache_artifacts()  # after compiling, on one machine\n"
