@@ -186,3 +186,13 @@ def test_compile_threads_say_what_more_threads_could_give() -> None:
     finding = _finding(probes)
     assert "2 threads of 8 CPUs" in finding.cause
     assert any("TORCHINDUCTOR_COMPILE_THREADS=8" in step for step in finding.next_steps)
+
+
+def test_a_portable_cache_that_compiles_the_kernels_again_says_so() -> None:
+    probes = _probes()
+    portable = next(lv for lv in probes[COMPILE_TIME]["levers"] if lv["name"] == "portable-cache")
+    portable["stages"] = {"dynamo": 1.0, "kernel_compile": 18.0}
+    portable["compile_s"] = 20.0
+    assert "18.0 s of it compiling the kernels again" in _finding(probes).cause
+    portable["stages"] = {"dynamo": 1.0, "kernel_compile": 0.1}
+    assert "compiling the kernels again" not in _finding(probes).cause

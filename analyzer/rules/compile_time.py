@@ -19,6 +19,7 @@ from probes.records.compile_time import (
     DYNAMIC_SHAPES,
     KERNEL_COMPILE,
     LEVER_MEASURED,
+    PORTABLE_CACHE,
     REGIONAL,
     STAGE_LABELS,
 )
@@ -79,7 +80,7 @@ SLOWER_CALL = 1.05
 
 _LEVER_LABELS = {
     "warm-cache": "the warm cache in a fresh process",
-    "portable-cache": "the cache artifacts loaded into an empty cache in a fresh process",
+    PORTABLE_CACHE: "the cache artifacts loaded into an empty cache in a fresh process",
     REGIONAL: "regional compilation of the repeated blocks",
     DYNAMIC_SHAPES: "dynamic=True",
 }
@@ -329,6 +330,9 @@ def _lever_text(lever: Mapping[str, Any], compiled_ms: float) -> str:
         )
     elif base:
         text += f" against {seconds(base)} ({times(base / compile_s)} less)"
+    kernel_s = as_number((lever.get("stages") or {}).get(KERNEL_COMPILE)) or 0.0
+    if lever["name"] == PORTABLE_CACHE and compile_s > 0 and kernel_s / compile_s >= 0.5:
+        text += f", {seconds(kernel_s)} of it compiling the kernels again"
     median = as_number(lever.get("median_ms"))
     default = as_number(lever.get("baseline_median_ms")) or compiled_ms
     if median is not None and default:
