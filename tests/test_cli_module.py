@@ -134,3 +134,21 @@ def test_inputs_the_model_fails_on_are_one_line_and_exit_2(
     code, _, err = run_cli(["module", f"{wrong}:make", *QUICK, "--out", str(tmp_path)], capsys)
     assert code == 2
     assert "fails on its inputs" in one_error_line(err)
+
+
+def test_a_fresh_process_builds_the_users_model_again_from_the_factory(
+    user_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The warm-cache lever calls the factory again in a new interpreter: its loss is a lambda,
+    which does not pickle, and its file imports a neighbour."""
+    out = tmp_path / "out"
+    args = ["module", f"{user_file}:make", *QUICK, "--what-if", "none"]
+    code, _, _ = run_cli([*args, "--compile-lever", "warm-cache", "--out", str(out)], capsys)
+    assert code in (0, 1)
+    section = json.loads((out / "diagnosis.json").read_text())["probes"]["compile_time"]
+    levers = {lv["entry_point"]: lv for lv in section["levers"] if lv["name"] == "warm-cache"}
+    assert set(levers) == {"inference", "training"}
+    for lever in levers.values():
+        assert lever["status"] == "measured", lever["reason"]
+        assert lever["detail"]["fresh_process"] and lever["detail"]["frames"] >= 1
+        assert lever["compile_s"] > 0

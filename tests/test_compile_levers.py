@@ -108,3 +108,24 @@ def test_dynamic_shapes_without_a_batch_dimension_fail_with_the_reason() -> None
     target = module_target(Stack(), torch.randn(1, 32))  # a batch of one cannot be halved
     lever = measure_dynamic(target, SETTINGS, lambda: None, lambda: None, _baseline(1.0), BENCH)
     assert lever.status == LEVER_FAILED and "batch dimension" in lever.reason
+
+
+def test_a_fresh_process_builds_a_picklable_module_target_and_compiles_it() -> None:
+    from probes.compile_time.fresh_process import run_fresh_process
+    from probes.records.serialize import as_number
+
+    target = module_target(Stack(), torch.randn(8, 32))
+    result = run_fresh_process(target, SETTINGS, BENCH, cache_dir=None)
+    assert result.error is None
+    record = result.entry_points["inference"]
+    assert record["frames"] and as_number(record["compile_s"]) > 0
+    assert result.build_s is not None and result.process_s > result.build_s
+
+
+def test_a_target_that_does_not_pickle_says_so_in_one_line() -> None:
+    from probes.compile_time.fresh_process import run_fresh_process
+
+    target = module_target(Stack(), torch.randn(8, 32), loss_fn=lambda out: out.pow(2).mean())
+    result = run_fresh_process(target, SETTINGS, BENCH, cache_dir=None)
+    assert result.entry_points == {}
+    assert result.error.startswith("the target does not pickle") and "\n" not in result.error

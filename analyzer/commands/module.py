@@ -13,11 +13,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analyzer.commands.common import add_run_options, diagnose_and_show
 from analyzer.errors import UsageError
 from probes.errors import error_line
+
+if TYPE_CHECKING:
+    from probes.targets.target import Target
 
 SPEC_HELP = (
     "FILE.py:FACTORY, where FACTORY() returns (model, inputs) or "
@@ -61,6 +64,7 @@ def run_module(args: argparse.Namespace) -> int:
     from analyzer.runner.settings import out_dir as resolve_out_dir
     from probes.errors import TargetError
     from probes.targets.module import ModuleRunDefaults, module_target
+    from probes.targets.target import TargetRecipe
 
     path, factory_name = split_spec(args.spec)
     device = resolve_device(args.device, option="--device")
@@ -82,9 +86,27 @@ def run_module(args: argparse.Namespace) -> int:
             )
         except TargetError as error:
             raise UsageError(f"{args.spec}: {error}") from None
+        # A fresh process calls the factory again: a loss defined inside it does not pickle.
+        recipe = (str(path.resolve()), factory_name, str(device), args.seed)
+        target.recipe = TargetRecipe(f"{__name__}:{rebuild_target.__name__}", recipe)
         return target, ModuleRunDefaults()
 
     return diagnose_and_show(args, settings, build, out_dir)
+
+
+def rebuild_target(path: str, factory_name: str, device: str, seed: int) -> Target:
+    """The target `compile-diagnose module` built, built again (in another process)."""
+    from probes.targets.module import module_target
+
+    made = call_factory(Path(path), factory_name)
+    return module_target(
+        made.model,
+        made.inputs,
+        loss_fn=made.loss_fn,
+        train_inputs=made.train_inputs,
+        device=device,
+        seed=seed,
+    )
 
 
 def split_spec(spec: str) -> tuple[Path, str]:
