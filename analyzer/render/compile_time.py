@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.format import MISSING, count, ms, percent, seconds, short_path, times
+from analyzer.render.markdown_table import markdown_table
 from probes.records.compile_time import (
     AOT_AUTOGRAD,
     AUTOTUNE,
@@ -481,22 +482,13 @@ def compile_time_view(probes: Mapping[str, Any]) -> RenderableType:
 # --- Markdown ---------------------------------------------------------------------------------
 
 
-def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(str(c)) for c in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
 def _entry_markdown(entry_point: str, entry: Mapping[str, Any]) -> list[str]:
     lines = [f"{title_line(entry_point, entry)}.", ""]
     if stage_rows(entry):
-        lines += _markdown_table(STAGE_COLUMNS, stage_table_rows(entry))
+        lines += markdown_table(STAGE_COLUMNS, stage_table_rows(entry))
     lines += [f"{cache_line(entry.get('cache'))}.", ""]
     if entry.get("frames"):
-        lines += _markdown_table(FRAME_COLUMNS, frame_rows(entry))
+        lines += markdown_table(FRAME_COLUMNS, frame_rows(entry))
     else:
         lines += ["No frame compiled during the first call.", ""]
     lines += [f"- {line}" for line in recompile_reason_lines(entry)]
@@ -505,7 +497,7 @@ def _entry_markdown(entry_point: str, entry: Mapping[str, Any]) -> list[str]:
 
 def _levers_markdown(entry_point: str, levers: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [f"Levers on compile time for {entry_point}:", ""]
-    lines += _markdown_table(
+    lines += markdown_table(
         (*LEVER_COLUMNS, "note"), [(*lever_row(lever), lever_note(lever)) for lever in levers]
     )
     for lever in levers:

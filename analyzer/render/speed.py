@@ -29,6 +29,7 @@ from analyzer.format import (
     speedup_range,
     times,
 )
+from analyzer.render.markdown_table import markdown_table
 from analyzer.render.verdicts import passed_text
 from analyzer.rules.speed import paste_lines
 from probes.records.names import COMPILED, EAGER, SPEED, SPEED_WHAT_IFS
@@ -394,15 +395,6 @@ def speed_view(probes: Mapping[str, Any]) -> RenderableType:
 # --- Markdown ---------------------------------------------------------------------------------
 
 
-def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(str(c)) for c in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
 def speed_markdown(probes: Mapping[str, Any]) -> list[str]:
     """The "Where the time goes" section's lines: a table per entry point, then its what-ifs."""
     if not has_speed_record(probes):
@@ -418,20 +410,20 @@ def speed_markdown(probes: Mapping[str, Any]) -> list[str]:
                 f"Per call under the profiler, {record.get('basis')} timeline: eager "
                 f"{ms(record.get('eager_ms'))}, compiled {ms(record.get('compiled_ms'))}.",
                 "",
-                *_markdown_table(CATEGORY_COLUMNS, category_rows(record)),
+                *markdown_table(CATEGORY_COLUMNS, category_rows(record)),
                 f"{ceiling_line(record)}.",
                 "",
             ]
             if record.get("library_ops"):
-                lines += _markdown_table(("library op", EAGER, COMPILED), library_op_rows(record))
+                lines += markdown_table(("library op", EAGER, COMPILED), library_op_rows(record))
             if record.get("break_costs"):
                 columns = ("graph break at", "resumed frame", "per call", "gaps per call")
-                lines += _markdown_table(columns, break_cost_rows(record))
+                lines += markdown_table(columns, break_cost_rows(record))
             rest = rest_outside_line(record)
             lines += [rest[0].upper() + rest[1:] + ".", ""] if rest else []
         if what_ifs.get(entry_point):
             lines += [f"What-ifs for {entry_point}:", ""]
-            lines += _markdown_table(
+            lines += markdown_table(
                 WHAT_IF_COLUMNS, [what_if_row(w) for w in what_ifs[entry_point]]
             )
     return lines
