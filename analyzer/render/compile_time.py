@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.format import MISSING, count, ms, percent, seconds, short_path, times
+from analyzer.render.bars import append_segments
 from analyzer.render.markdown_table import markdown_table
 from probes.records.compile_time import (
     AOT_AUTOGRAD,
@@ -337,13 +338,8 @@ def stage_bar(entry: Mapping[str, Any], longest_s: float) -> Text:
     """One bar, a segment per stage, to the scale of the longest compile of the diagnosis."""
     scale = BAR_WIDTH / max(longest_s, 1e-9)
     text = Text()
-    done_s, done_columns = 0.0, 0
-    for stage, value in stage_rows(entry):
-        done_s += value
-        columns = round(done_s * scale) - done_columns
-        glyph, style = _look(stage)
-        text.append(glyph * columns, style=style)
-        done_columns += columns
+    segments = ((*_look(stage), value) for stage, value in stage_rows(entry))
+    done_columns = append_segments(text, segments, scale)
     text.append(f"{' ' * (BAR_WIDTH - done_columns)} {_seconds(entry.get('compile_s'))}")
     return text
 

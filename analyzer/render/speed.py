@@ -29,6 +29,7 @@ from analyzer.format import (
     speedup_range,
     times,
 )
+from analyzer.render.bars import append_segments
 from analyzer.render.markdown_table import markdown_table
 from analyzer.render.verdicts import passed_text
 from analyzer.rules.speed import paste_lines
@@ -272,13 +273,11 @@ def time_bars(record: Mapping[str, Any]) -> Text:
     text = Text()
     for side, span in zip((EAGER, COMPILED), spans, strict=True):
         text.append(f"{side:<9}")
-        done_ms, done_columns = 0.0, 0
-        for share in _shares(record):
-            done_ms += as_number(share.get(f"{side}_ms")) or 0.0
-            columns = round(done_ms * scale) - done_columns
-            glyph, style = _look(share["category"])
-            text.append(glyph * columns, style=style)
-            done_columns += columns
+        segments = (
+            (*_look(share["category"]), as_number(share.get(f"{side}_ms")) or 0.0)
+            for share in _shares(record)
+        )
+        done_columns = append_segments(text, segments, scale)
         text.append(f"{' ' * (BAR_WIDTH - done_columns)} {ms(span)}\n")
     text.rstrip()
     return text
