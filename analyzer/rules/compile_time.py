@@ -23,7 +23,7 @@ from probes.records.compile_time import (
     REGIONAL,
     STAGE_LABELS,
 )
-from probes.records.names import BENCHMARK, COMPILE_TIME, COMPILED, EAGER
+from probes.records.names import BENCHMARK, COMPILE_TIME, COMPILED, EAGER, SPEED_WHAT_IFS
 from probes.records.serialize import as_number
 
 # --- the rules of this family, documented beside their checks --------------------
@@ -87,6 +87,7 @@ _LEVER_LABELS = {
 
 
 def check(probes: Mapping[str, Any]) -> list[Finding]:
+    what_ifs = probes.get(SPEED_WHAT_IFS) or []
     benchmark = probes.get(BENCHMARK)
     if not benchmark or not benchmark.get("compilation_successful"):
         return []
@@ -103,7 +104,13 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
         ]
         findings.append(
             _compile_time_cost(
-                entry_point, timing, records.get(entry_point) or {}, levers, section, benchmark
+                entry_point,
+                timing,
+                records.get(entry_point) or {},
+                levers,
+                section,
+                benchmark,
+                what_ifs,
             )
         )
     return findings
@@ -116,6 +123,7 @@ def _compile_time_cost(
     levers: Sequence[Mapping[str, Any]],
     section: Mapping[str, Any],
     benchmark: Mapping[str, Any],
+    probes_what_ifs: Sequence[Mapping[str, Any]],
 ) -> Finding:
     eager_ms = timing[EAGER]["median_ms"]
     compiled_ms = timing[COMPILED]["median_ms"]
@@ -186,6 +194,16 @@ def _compile_time_cost(
             sentences[-1] += "."
     elif measured:
         sentences[-1] += "."
+    tried = _speed_settings_compile_s(probes_what_ifs, entry_point)
+    if tried:
+        evidence["speed_settings_compile_s"] = {name: round(s, 3) for name, s in tried.items()}
+        base_s = compile_s - (as_number(record.get("cpu_isa_check_s")) or 0.0)
+        listed = ", ".join(f"{name} {seconds(s)}" for name, s in tried.items())
+        sentences.append(
+            f"The settings tried for speed took, on their first call: {listed} (the default "
+            f"compiled in {seconds(base_s)} less Inductor's CPU check; they compiled after it, "
+            "reusing its cached kernels where alike)."
+        )
     scenarios = (section.get("recompiles") or {}).get(entry_point)
     recompile_sentence = _recompile_sentence(scenarios)
     if recompile_sentence:
@@ -288,6 +306,21 @@ def _best_lever(measured: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | No
         and lv["compile_s"] < base
     ]
     return min(cutting, key=lambda lv: lv["compile_s"], default=None)
+
+
+def _speed_settings_compile_s(
+    what_ifs: Sequence[Mapping[str, Any]], entry_point: str
+) -> dict[str, float]:
+    """The first-call seconds of each what-if for speed measured on this entry point (a
+    setting that changes the graph compiles it again; one that does not, like a fused
+    optimizer, barely compiles)."""
+    return {
+        w["name"]: seconds_
+        for w in what_ifs
+        if w.get("entry_point") == entry_point
+        and w.get("status") == LEVER_MEASURED
+        and (seconds_ := as_number(w.get("compile_s"))) is not None
+    }
 
 
 def _dynamic_worth_it(
