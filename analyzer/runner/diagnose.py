@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+
+from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
 
 from analyzer.diagnosis import Diagnosis
 from analyzer.runner.run import DiagnosisRun
@@ -76,17 +77,17 @@ def quiet_torch_warnings() -> Iterator[None]:
 
 @contextlib.contextmanager
 def inductor_cache(fresh: bool) -> Iterator[None]:
-    """A throw-away Inductor cache for cold-start numbers; else Inductor's usual one."""
+    """A throw-away Inductor cache for cold-start numbers; else Inductor's usual one.
+
+    torch's own switch of cache folder: it also clears the caches Inductor keeps in memory,
+    which in a process that compiled before would still serve (and write to) the old folder.
+    A fresh process started meanwhile (the warm-cache lever) inherits the folder.
+    """
     if not fresh:
         yield
         return
-    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    with tempfile.TemporaryDirectory(prefix="compile-diagnose-inductor-") as folder:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
-            else:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+    with (
+        tempfile.TemporaryDirectory(prefix="compile-diagnose-inductor-") as folder,
+        temporary_cache_dir(folder),
+    ):
+        yield
