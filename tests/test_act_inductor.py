@@ -121,7 +121,8 @@ def test_a_warm_cache_in_a_fresh_process_hits_and_saves_compile_time(
         baseline = section["entry_points"][entry_point]
         assert lever["status"] == "measured", lever["reason"]
         assert lever["detail"]["fresh_process"] is True
-        assert lever["cache"]["fx_graph_hits"] > 0 and lever["cache"]["fx_graph_misses"] == 0
+        cache = lever["cache"]
+        assert cache["fx_graph_hits"] > 0 and cache["fx_graph_misses"] == 0, (cache, lever)
         # both less Inductor's once-per-process CPU check, which every new process pays
         assert lever["baseline_compile_s"] == pytest.approx(
             baseline["compile_s"] - baseline["cpu_isa_check_s"], abs=1e-3

@@ -129,3 +129,26 @@ def test_a_target_that_does_not_pickle_says_so_in_one_line() -> None:
     result = run_fresh_process(target, SETTINGS, BENCH, cache_dir=None)
     assert result.entry_points == {}
     assert result.error.startswith("the target does not pickle") and "\n" not in result.error
+
+
+def test_the_settings_a_compile_depends_on_are_carried_to_the_fresh_process() -> None:
+    """A setting changed in this process (by a user's script, or an earlier test) changes
+    Inductor's cache key: the fresh process takes the settings over, or it could not hit."""
+    from torch._inductor import config as inductor_config
+
+    from probes.compile_time.fresh_process import ProcessSettings
+
+    before = ProcessSettings.current()
+    with inductor_config.patch(freezing=True):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            changed = ProcessSettings.current()
+        finally:
+            torch.use_deterministic_algorithms(False)
+    try:
+        changed.apply()
+        assert inductor_config.freezing is True
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        before.apply()
+    assert inductor_config.freezing is False and not torch.are_deterministic_algorithms_enabled()

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch._dynamo import config as dynamo_config
+from torch._functorch import config as functorch_config
+from torch._inductor import config as inductor_config
 
 from probes.benchmark import BenchmarkProbe
 from probes.errors import error_line
@@ -40,12 +43,50 @@ CACHE_DIR_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
 
 
 @dataclass
+class ProcessSettings:
+    """This process's settings that compiled code, and its cache keys, depend on.
+
+    A user's script may set them (deterministic algorithms, an Inductor option) before the
+    diagnosis: the child takes them over, so that its compile is the same compile and looks up
+    the same cache entries. torch's configs are carried whole, as `save_config` writes them.
+    """
+
+    inductor: bytes  # each config as its save_config() writes it
+    functorch: bytes
+    dynamo: bytes
+    deterministic: bool
+    deterministic_warn_only: bool
+    float32_matmul_precision: str
+
+    @classmethod
+    def current(cls) -> ProcessSettings:
+        return cls(
+            inductor=inductor_config.save_config(),
+            functorch=functorch_config.save_config(),
+            dynamo=dynamo_config.save_config(),
+            deterministic=torch.are_deterministic_algorithms_enabled(),
+            deterministic_warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
+            float32_matmul_precision=torch.get_float32_matmul_precision(),
+        )
+
+    def apply(self) -> None:
+        inductor_config.load_config(self.inductor)
+        functorch_config.load_config(self.functorch)
+        dynamo_config.load_config(self.dynamo)
+        torch.use_deterministic_algorithms(
+            self.deterministic, warn_only=self.deterministic_warn_only
+        )
+        torch.set_float32_matmul_precision(self.float32_matmul_precision)
+
+
+@dataclass
 class FreshProcessRequest:
-    """What the child builds and compiles."""
+    """What the child builds and compiles, under which settings."""
 
     recipe: TargetRecipe
     settings: CompileSettings
     benchmark: BenchmarkSettings
+    process: ProcessSettings
     artifacts: str | None = None  # a cache-artifacts file to load into the empty cache first
 
 
@@ -90,7 +131,11 @@ def run_fresh_process(
     with tempfile.TemporaryDirectory(prefix="compile-diagnose-fresh-") as folder:
         request_path, result_path = Path(folder) / "request.pt", Path(folder) / "result.json"
         request = FreshProcessRequest(
-            target.recipe, settings, benchmark, None if artifacts is None else str(artifacts)
+            target.recipe,
+            settings,
+            benchmark,
+            ProcessSettings.current(),
+            None if artifacts is None else str(artifacts),
         )
         try:
             torch.save(request, request_path)
@@ -128,6 +173,7 @@ def _child(request_path: Path, result_path: Path) -> None:
     result = FreshProcessResult()
     try:
         request: FreshProcessRequest = torch.load(request_path, weights_only=False)
+        request.process.apply()
         if request.artifacts is not None:
             started = time.perf_counter()
             torch.compiler.load_cache_artifacts(Path(request.artifacts).read_bytes())
