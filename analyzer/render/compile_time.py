@@ -21,6 +21,7 @@ from rich.text import Text
 
 from analyzer.format import MISSING, count, ms, percent, seconds, short_path, times
 from analyzer.render.bars import append_segments
+from analyzer.render.grouping import by_entry_point
 from analyzer.render.markdown_table import markdown_table
 from probes.records.compile_time import (
     AOT_AUTOGRAD,
@@ -108,14 +109,7 @@ def _record(probes: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _levers_by_entry_point(record: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
     """The levers per entry point, in the record's order of levers (`LEVERS`)."""
-    order = {name: i for i, name in enumerate(LEVERS)}
-    grouped: dict[str, list[Mapping[str, Any]]] = {}
-    for lever in record.get("levers") or []:
-        if isinstance(lever, Mapping):
-            grouped.setdefault(str(lever.get("entry_point")), []).append(lever)
-    for levers in grouped.values():
-        levers.sort(key=lambda lever: order.get(str(lever.get("name")), len(order)))
-    return grouped
+    return by_entry_point(record.get("levers"), LEVERS)
 
 
 def _entry_points(record: Mapping[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ from analyzer.format import (
     times,
 )
 from analyzer.render.bars import append_segments
+from analyzer.render.grouping import by_entry_point
 from analyzer.render.markdown_table import markdown_table
 from analyzer.render.verdicts import passed_text
 from analyzer.rules.speed import paste_lines
@@ -239,14 +240,7 @@ def _note(what_if: Mapping[str, Any]) -> str:
 
 
 def _what_ifs_by_entry_point(probes: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
-    order = {name: i for i, name in enumerate(WHAT_IF_ORDER)}
-    grouped: dict[str, list[Mapping[str, Any]]] = {}
-    for what_if in probes.get(SPEED_WHAT_IFS) or []:
-        if isinstance(what_if, Mapping):
-            grouped.setdefault(str(what_if.get("entry_point")), []).append(what_if)
-    for what_ifs in grouped.values():
-        what_ifs.sort(key=lambda w: order.get(str(w.get("name")), len(order)))
-    return grouped
+    return by_entry_point(probes.get(SPEED_WHAT_IFS), WHAT_IF_ORDER)
 
 
 def _entry_points(probes: Mapping[str, Any]) -> list[str]:
