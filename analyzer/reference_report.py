@@ -5,6 +5,11 @@ with a "Raw Data" ```json block, or that JSON alone. Reports in the wild lack ke
 NaN and Infinity (Python's `json` writes them), or a compile error instead of figures: all of
 that reads into `None` or a float, never a crash. A file that is not such a report raises
 `InputFileError` with one line.
+
+The numeric settings of the run (`RunSettings`) are read where the report states them: as Raw
+Data keys named after the options of LeRobot's December 2025 script, or from that script's
+command line quoted in the Markdown. The script itself records none of them, so they are most
+often absent, and triage says what it assumed.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,18 @@ _FENCE = re.compile(r"^(`{3,})[ \t]*(\w*)[ \t]*\n(.*?)^\1[ \t]*$", re.DOTALL | r
 _RAW_DATA_HEADING = re.compile(r"^#+.*raw data", re.IGNORECASE | re.MULTILINE)
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 
+# Optional Raw Data keys with the run's settings, named as the script's options (`vars(args)`);
+# their absence is not a missing figure.
+DEVICE_NAME_KEY = "device_name"  # torch.cuda.get_device_name(), e.g. "NVIDIA GeForce RTX 4090"
+DTYPE_KEY = "dtype"
+DISABLE_DROPOUT_KEY = "disable_dropout"  # --disable-dropout
+DISABLE_CUDNN_TF32_KEY = "disable_cudnn_tf32"  # --disable-cudnn-tf32
+MATMUL_PRECISION_KEY = "matmul_precision"  # --matmul-precision
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's values
+# The script's command line in the Markdown: `--policy` is its one required option.
+_COMMAND_LINE = re.compile(r"^.*\s--policy[\s=]\S+.*$", re.MULTILINE)
+_MATMUL_PRECISION_OPTION = re.compile(rf"--matmul-precision[\s=]+({'|'.join(MATMUL_PRECISIONS)})\b")
+
 
 @dataclass
 class Correctness:
@@ -35,6 +52,17 @@ class Correctness:
     training_correct: bool | None = None
     action_diff: float | None = None  # max |eager - compiled| over the actions, absolute
     loss_diff: float | None = None  # |eager - compiled| training loss, absolute
+
+
+@dataclass
+class RunSettings:
+    """The run's numeric settings as the report states them; None where it does not say."""
+
+    device_name: str | None = None
+    dtype: str | None = None
+    dropout_disabled: bool | None = None  # --disable-dropout
+    cudnn_allow_tf32: bool | None = None  # torch.backends.cudnn.allow_tf32
+    matmul_precision: str | None = None  # torch.set_float32_matmul_precision's argument
 
 
 @dataclass
@@ -67,6 +95,7 @@ class BenchmarkReport:
     inference_runs: int | None = None
     training_runs: int | None = None
     dataset: str | None = None
+    settings: RunSettings = field(default_factory=RunSettings)
     # Reference keys the JSON lacks or holds null, and keys whose value had the wrong type.
     missing: tuple[str, ...] = ()
     malformed: tuple[str, ...] = ()
@@ -80,6 +109,7 @@ class _MarkdownContext:
     inference_runs: int | None = None
     training_runs: int | None = None
     dataset: str | None = None
+    settings: RunSettings = field(default_factory=RunSettings)  # from a quoted command line
 
 
 def read_report(path: str | Path) -> BenchmarkReport:
@@ -159,6 +189,7 @@ def report_from_raw_data(
         inference_runs=context.inference_runs,
         training_runs=context.training_runs,
         dataset=context.dataset,
+        settings=_settings(data, context.settings, reader.malformed),
     )
     if not isinstance(correctness_data, Mapping):
         # Its four fields are missing with it; list the block once.
@@ -168,6 +199,30 @@ def report_from_raw_data(
     report.missing = tuple(reader.missing + correctness_reader.missing)
     report.malformed = tuple(reader.malformed + correctness_reader.malformed)
     return report
+
+
+def _settings(data: Mapping[str, Any], quoted: RunSettings, malformed: list[str]) -> RunSettings:
+    """The Raw Data's settings keys, else what the quoted command line says."""
+    reader = _FieldReader(data)  # its `missing` is dropped: these keys are optional
+    disable_cudnn_tf32 = reader.boolean(DISABLE_CUDNN_TF32_KEY)
+    precision = reader.text(MATMUL_PRECISION_KEY)
+    if precision is not None and precision not in MATMUL_PRECISIONS:
+        reader.malformed.append(MATMUL_PRECISION_KEY)
+        precision = None
+    malformed.extend(reader.malformed)
+    stated = RunSettings(
+        device_name=reader.text(DEVICE_NAME_KEY),
+        dtype=reader.text(DTYPE_KEY),
+        dropout_disabled=reader.boolean(DISABLE_DROPOUT_KEY),
+        cudnn_allow_tf32=None if disable_cudnn_tf32 is None else not disable_cudnn_tf32,
+        matmul_precision=precision,
+    )
+    return RunSettings(
+        **{
+            name: getattr(quoted, name) if getattr(stated, name) is None else getattr(stated, name)
+            for name in (setting.name for setting in fields(RunSettings))
+        }
+    )
 
 
 class _FieldReader:
@@ -259,6 +314,23 @@ def _markdown_context(markdown: str) -> _MarkdownContext:
         inference_runs=integer(r"(\d+)\s+inference runs"),
         training_runs=integer(r"(\d+)\s+training runs"),
         dataset=_search(r"\*\*Dataset\*\*:\s*(\S+)", markdown),
+        settings=_command_line_settings(markdown),
+    )
+
+
+def _command_line_settings(markdown: str) -> RunSettings:
+    """The settings of the script's command line, where the Markdown quotes it: an option it
+    lacks is the script's default (dropout as configured, cuDNN TF32 allowed, the matmul
+    precision left as it was)."""
+    match = _COMMAND_LINE.search(markdown)
+    if match is None:
+        return RunSettings()
+    line = match.group(0)
+    precision = _MATMUL_PRECISION_OPTION.search(line)
+    return RunSettings(
+        dropout_disabled="--disable-dropout" in line,
+        cudnn_allow_tf32="--disable-cudnn-tf32" not in line,
+        matmul_precision=precision.group(1) if precision else None,
     )
 
 

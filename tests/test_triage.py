@@ -347,3 +347,199 @@ def test_triage_writes_json_and_markdown_files(run_cli, capsys, tmp_path):
     markdown = markdown_path.read_text()
     assert all(code in markdown for code in codes)
     assert "| criterion |" in markdown
+
+
+# --- TF32-sized differences ---------------------------------------------------------------
+
+# A report of LeRobot's December 2025 script on an RTX 4090, run with --disable-dropout and cuDNN
+# TF32 allowed; the script records no setting, so they stand here as its options' names.
+TF32_REPORT = {
+    "success": False,
+    "policy": "act",
+    "device": "cuda",
+    "pytorch_version": "2.9.1+cu128",
+    "device_name": "NVIDIA GeForce RTX 4090",
+    "disable_dropout": True,
+    "disable_cudnn_tf32": False,
+    "compilation_successful": True,
+    "compilation_error": None,
+    "correctness": {
+        "inference_correct": False,
+        "training_correct": False,
+        "action_diff": 1.95e-3,
+        "loss_diff": 1.11e-4,
+    },
+    "correctness_passed": False,
+    "inference_benchmarked": True,
+    "training_benchmarked": True,
+    "time_original_inference": 12.5,
+    "time_compiled_inference": 10.0,
+    "speedup_inference": 1.25,
+    "time_original_training": 48.0,
+    "time_compiled_training": 40.0,
+    "speedup_training": 1.2,
+}
+# The same run with cuDNN TF32 disabled.
+TF32_OFF = {
+    "disable_cudnn_tf32": True,
+    "success": True,
+    "correctness_passed": True,
+    "correctness": {
+        "inference_correct": True,
+        "training_correct": True,
+        "action_diff": 2e-6,
+        "loss_diff": 0.0,
+    },
+}
+SCRIPT_SETTINGS = ("device_name", "disable_dropout", "disable_cudnn_tf32")
+
+
+def tf32_report(**changes) -> dict:
+    correctness = {**TF32_REPORT["correctness"], **changes.pop("correctness", {})}
+    report = {**TF32_REPORT, **changes, "correctness": correctness}
+    return {key: value for key, value in report.items() if value is not None}
+
+
+def triage_data(data: dict) -> TriageResult:
+    return triage(parse_report_text(json.dumps(data)))
+
+
+def action_findings(result: TriageResult, name: str):
+    return [f for f in named(result, name) if "max_action_diff_abs" in f.evidence]
+
+
+def test_tf32_sized_differences_rank_a_precision_warning_first():
+    result = triage_data(TF32_REPORT)
+    first = result.findings[0]
+    assert first.name == "precision-setting-mismatch"
+    assert first.severity == "warning"
+    assert not result.has_error
+    assert "numerical-divergence" not in names(result)
+    correctness = TF32_REPORT["correctness"]
+    assert first.evidence["max_action_diff_abs"] == correctness["action_diff"]
+    assert first.evidence["loss_diff_abs"] == correctness["loss_diff"]
+    by_name = {criterion.name: criterion for criterion in result.verdict.criteria}
+    assert first.code in by_name[ACTION_DIFF].note
+    assert first.code in by_name[LOSS_DIFF].note
+
+
+def test_tf32_finding_names_the_settings_and_the_confirming_run():
+    (finding,) = named(triage_data(TF32_REPORT), "precision-setting-mismatch")
+    for setting in (
+        "torch.backends.cudnn.allow_tf32",
+        "torch.backends.cuda.matmul.allow_tf32",
+        "torch.set_float32_matmul_precision",
+    ):
+        assert setting in finding.cause
+    steps = "\n".join(finding.next_steps)
+    assert "torch.backends.cudnn.allow_tf32 = False" in steps
+    assert "torch.backends.cuda.matmul.allow_tf32 = False" in steps
+    assert "compile-diagnose act --device cuda" in steps
+    assert TF32_REPORT["device_name"] in finding.cause
+
+
+def test_tf32_finding_says_what_the_report_states_and_what_was_assumed():
+    (finding,) = named(triage_data(TF32_REPORT), "precision-setting-mismatch")
+    assert finding.evidence["cudnn_allow_tf32"] is (not TF32_REPORT["disable_cudnn_tf32"])
+    assert finding.evidence["dropout_disabled"] is TF32_REPORT["disable_dropout"]
+    assert finding.evidence["cuda_matmul_allow_tf32"] is False
+    assumed = " ".join(finding.evidence["assumed"])
+    assert "matmul" in assumed and "float32" in assumed
+    assert "cuDNN" not in assumed and "dropout" not in assumed
+    # With dropout off ACT draws no random numbers: the loss is not rng-divergence.
+    assert "rng-divergence" not in names(triage_data(TF32_REPORT))
+
+
+def test_a_report_without_settings_still_ranks_tf32_first_and_says_it_assumed_them():
+    result = triage_data(tf32_report(**dict.fromkeys(SCRIPT_SETTINGS)))
+    first = result.findings[0]
+    assert first.name == "precision-setting-mismatch"
+    assert "loss_diff_abs" not in first.evidence  # dropout may have drawn random numbers
+    assert "rng-divergence" in names(result)
+    assumed = " ".join(first.evidence["assumed"])
+    assert "cuDNN TF32 on" in assumed and "dropout" in assumed
+    assert not result.has_error
+
+
+def test_matmul_tf32_alone_is_enough_to_explain_the_difference():
+    result = triage_data(tf32_report(disable_cudnn_tf32=True, matmul_precision="high"))
+    assert result.findings[0].name == "precision-setting-mismatch"
+    assert result.findings[0].evidence["cuda_matmul_allow_tf32"] is True
+
+
+def test_the_tf32_off_run_passes_with_no_correctness_finding():
+    result = triage_data(tf32_report(**TF32_OFF))
+    by_name = {criterion.name: criterion for criterion in result.verdict.criteria}
+    assert by_name[ACTION_DIFF].passed is True
+    assert by_name[LOSS_DIFF].passed is True
+    assert not [
+        f for f in result.findings if {"max_action_diff_abs", "loss_diff_abs"} & f.evidence.keys()
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"correctness": {"action_diff": 0.5}},
+        {"device": "cpu"},
+        {"dtype": "float64"},
+        {"disable_cudnn_tf32": True, "matmul_precision": "highest"},
+    ],
+    ids=["much-larger", "cpu", "float64", "tf32-off"],
+)
+def test_differences_tf32_cannot_explain_stay_numerical_divergence(changes):
+    result = triage_data(tf32_report(**changes))
+    (divergence,) = action_findings(result, "numerical-divergence")
+    assert divergence.severity == "error"
+    assert result.findings[0] is divergence
+    assert not action_findings(result, "precision-setting-mismatch")
+    if changes.get("device") != "cpu":
+        assert divergence.evidence["tf32_cannot_explain"]
+
+
+def test_a_tf32_sized_action_difference_leaves_the_inference_speedup_readable():
+    result = triage_data(tf32_report(time_compiled_inference=12.0, speedup_inference=12.5 / 12.0))
+    slow = [f for f in named(result, "insufficient-speedup") if "speedup_inference_x" in f.evidence]
+    assert len(slow) == 1
+    assert slow[0].confidence == "high"  # the actions differ: compiled code ran
+
+
+def test_settings_are_read_from_the_scripts_command_line_in_the_markdown():
+    data = tf32_report(**dict.fromkeys(SCRIPT_SETTINGS))
+    command = (
+        "python benchmarks/policies_compilation/benchmark_inference_compile_lerobot.py "
+        "--policy act --device cuda --disable-dropout --matmul-precision high"
+    )
+    text = f"# Report\n\n    {command}\n\n## Raw Data\n\n```json\n{json.dumps(data)}\n```\n"
+    settings = parse_report_text(text).settings
+    assert settings.dropout_disabled is True
+    assert settings.cudnn_allow_tf32 is True  # no --disable-cudnn-tf32 on the command line
+    assert settings.matmul_precision == "high"
+    # The Raw Data's own keys win over the command line's; unknown values are malformed.
+    data.update(disable_cudnn_tf32=True, matmul_precision="fastest")
+    text = f"# Report\n\n    {command}\n\n## Raw Data\n\n```json\n{json.dumps(data)}\n```\n"
+    report = parse_report_text(text)
+    assert report.settings.cudnn_allow_tf32 is False
+    assert report.settings.matmul_precision == "high"
+    assert "matmul_precision" in report.malformed
+
+
+def test_settings_a_report_lacks_are_not_missing_figures():
+    report = parse_report_text(json.dumps(tf32_report(**dict.fromkeys(SCRIPT_SETTINGS))))
+    settings_keys = {*SCRIPT_SETTINGS, "dtype", "matmul_precision"}
+    assert not settings_keys & set(report.missing)
+    assert "loss_consistency" in report.missing  # a reference key it lacks still is
+    assert report.settings.dropout_disabled is None
+    assert report.settings.cudnn_allow_tf32 is None
+
+
+def test_a_tf32_report_renders_and_serialises_its_settings():
+    result = triage_data(TF32_REPORT)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render_triage(result))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "precision-setting-mismatch" in text
+    document = json.loads(triage_json(result))
+    assert document["report"]["settings"]["device_name"] == TF32_REPORT["device_name"]
+    assert document["findings"][0]["evidence"]["cudnn_allow_tf32"] is True

@@ -4,7 +4,9 @@ difference, and the consistency metrics of its training runs.
 Each difference is read against the rounding measured between correct compiled and eager
 programs on the report's device (`reading.ACTION_ROUNDING`, `LOSS_ROUNDING`): within
 `FAR_BEYOND` times that band a failed threshold is the threshold's fault; far beyond it, either
-the program or the comparison is.
+the program or the comparison is, unless TF32 explains it: a float32 CUDA run with TF32 on and a
+difference of TF32's size (`reading.TF32_SIZED`), with no random numbers drawn for the loss. One
+precision finding then explains every such difference, ranked before the others.
 """
 
 from __future__ import annotations
@@ -21,39 +23,169 @@ from analyzer.rules.divergence import (
     STEP_FALLBACK_RANDOM,
     TOLERANCE_TOO_STRICT,
 )
-from analyzer.rules.triage.reading import FAR_BEYOND, Reading, finite, near_one
+from analyzer.rules.triage.reading import (
+    FAR_BEYOND,
+    TF32_SIZED,
+    TF32_STEP,
+    Reading,
+    finite,
+    near_one,
+)
 
 _WITHIN = times(FAR_BEYOND, digits=0)  # "10x", as the cause sentences say it
+ACTION_DIFF_KEY = "max_action_diff_abs"
+LOSS_DIFF_KEY = "loss_diff_abs"
 
 
 def check(reading: Reading) -> list[Finding]:
+    explained = _tf32_sized(reading)
     return [
-        *_action_difference(reading),
-        *_loss_difference(reading),
+        *_tf32_precision(reading, explained),
+        *_action_difference(reading, tf32_explains=ACTION_DIFF_KEY in explained),
+        *_loss_difference(reading, tf32_explains=LOSS_DIFF_KEY in explained),
         *_consistency_metrics(reading),
     ]
+
+
+def _failed(diff: float | None, threshold: float) -> bool:
+    """A difference that fails its threshold: 0.0 is no difference, and NaN fails."""
+    return diff is not None and diff != 0.0 and not (math.isfinite(diff) and diff < threshold)
+
+
+# --- what TF32 explains ----------------------------------------------------------------------
+
+
+def _tf32_sized(reading: Reading) -> dict[str, float]:
+    """The failed differences TF32 alone explains, by evidence key: the actions' (eval mode
+    draws no dropout), and the loss's when the training forward draws no random numbers."""
+    report = reading.report
+    figures = (
+        (ACTION_DIFF_KEY, report.correctness.action_diff, report.action_threshold, True),
+        (
+            LOSS_DIFF_KEY,
+            report.correctness.loss_diff,
+            report.loss_threshold,
+            not reading.training_draws_random_numbers,
+        ),
+    )
+    return {
+        key: diff
+        for key, diff, threshold, without_random_numbers in figures
+        if diff is not None
+        and without_random_numbers
+        and _failed(diff, threshold)
+        and reading.why_not_tf32(diff) is None
+    }
+
+
+_FIGURE = {ACTION_DIFF_KEY: "the actions", LOSS_DIFF_KEY: "the training losses"}
+_CUDNN_TF32 = "cuDNN TF32 (`torch.backends.cudnn.allow_tf32`)"
+_MATMUL_TF32 = (
+    "matmul TF32 (`torch.backends.cuda.matmul.allow_tf32` / `torch.set_float32_matmul_precision`)"
+)
+TF32_OFF_RUN = (
+    "# the same benchmark with TF32 off on both sides (the script: --disable-cudnn-tf32\n"
+    "# --matmul-precision highest): differences at fp32 rounding there confirm TF32,\n"
+    "# ones that stay are numerical-divergence\n"
+    "torch.backends.cudnn.allow_tf32 = False\n"
+    "torch.backends.cuda.matmul.allow_tf32 = False"
+)
+
+
+def _tf32_precision(reading: Reading, explained: dict[str, float]) -> list[Finding]:
+    if not explained:
+        return []
+    numerics = reading.numerics
+    where = "On CUDA" if reading.device_kind == "cuda" else "On a GPU (assumed)"
+    if reading.report.settings.device_name:
+        where += f" ({reading.report.settings.device_name})"
+    differences = " and ".join(
+        f"{_FIGURE[key]} differ by {sci(diff)}" for key, diff in explained.items()
+    )
+    randomness = (
+        f" With dropout off, {reading.policy}'s training forward draws no random numbers, so "
+        "none explain the loss difference."
+        if LOSS_DIFF_KEY in explained
+        else ""
+    )
+    evidence: dict[str, object] = {
+        **explained,
+        "tf32_sized_up_to_abs": TF32_SIZED,
+        "device": reading.report.device,
+        "dtype": numerics.dtype,
+        "cudnn_allow_tf32": numerics.cudnn_tf32,
+        "cuda_matmul_allow_tf32": numerics.matmul_tf32,
+        "dropout_disabled": numerics.dropout_disabled,
+    }
+    if reading.report.settings.device_name:
+        evidence["device_name"] = reading.report.settings.device_name
+    if numerics.assumed:
+        evidence["assumed"] = list(numerics.assumed)
+    return [
+        make_finding(
+            PRECISION_SETTING_MISMATCH,
+            title="TF32 explains differences of this size",
+            confidence="medium" if reading.device_kind == "cuda" else "low",
+            cause=(
+                f"{where} in {numerics.dtype}, {differences}: no more than {_WITHIN} one TF32 "
+                f"rounding step ({sci(TF32_STEP)} relative, on outputs of order 1), the size "
+                "TF32 convolutions and matmuls give when eager and compiled run different "
+                "kernels, so precision, not a miscompile, most likely explains "
+                f"{'them' if len(explained) > 1 else 'it'}. {_tf32_settings(reading)}{randomness}"
+            ),
+            evidence=evidence,
+            next_steps=[
+                TF32_OFF_RUN,
+                reading.command() + "  # its tf32-off and tf32-on scenarios measure it",
+            ],
+            impact_error=max(explained.values()),
+        )
+    ]
+
+
+def _tf32_settings(reading: Reading) -> str:
+    """Which TF32 settings the report states, and what is assumed of the others."""
+    settings, numerics = reading.report.settings, reading.numerics
+    named = (
+        (_CUDNN_TF32, numerics.cudnn_tf32, settings.cudnn_allow_tf32 is not None),
+        (_MATMUL_TF32, numerics.matmul_tf32, settings.matmul_precision is not None),
+    )
+    stated = [f"{name} {_on_off(on)}" for name, on, given in named if given]
+    unstated = [(name, _on_off(on)) for name, on, given in named if not given]
+    parts = [f"has {' and '.join(stated)}"] if stated else []
+    if unstated:
+        names = " or ".join(name for name, _ in unstated)
+        values = " and ".join(value for _, value in unstated)
+        defaults = "PyTorch's defaults" if len(unstated) > 1 else "PyTorch's default"
+        parts.append(f"does not state {names}: assumed {values}, as {defaults}")
+    return f"The report {' and '.join(parts)}."
+
+
+def _on_off(on: bool) -> str:
+    return "on" if on else "off"
 
 
 # --- the max action difference ---------------------------------------------------------------
 
 
-def _action_difference(reading: Reading) -> list[Finding]:
+def _action_difference(reading: Reading, tf32_explains: bool) -> list[Finding]:
     diff = reading.report.correctness.action_diff
-    threshold = reading.report.action_threshold
     # An exact 0.0 is the compiled path not exercised (compilation.py), not a correct compile.
-    if diff is None or diff == 0.0 or (math.isfinite(diff) and diff < threshold):
+    if diff is None or not _failed(diff, reading.report.action_threshold):
         return []
     if not math.isfinite(diff):
         return [_non_finite_output(reading, "actions", diff)]
     band = reading.action_band()
-    if diff > FAR_BEYOND * band:
-        return _far_beyond_rounding(reading, diff, band)
-    return _action_within_rounding(reading, diff, band)
+    if diff <= FAR_BEYOND * band:
+        return [_action_within_rounding(reading, diff, band)]
+    if tf32_explains:
+        return []  # the precision finding explains it
+    return _far_beyond_rounding(reading, diff, band)
 
 
 def _non_finite_output(reading: Reading, what: str, diff: float) -> Finding:
     produced = "NaN" if math.isnan(diff) else "an infinite value"
-    key = "max_action_diff_abs" if what == "actions" else "loss_diff_abs"
+    key = ACTION_DIFF_KEY if what == "actions" else LOSS_DIFF_KEY
     return make_finding(
         NUMERICAL_DIVERGENCE,
         confidence="medium",
@@ -82,12 +214,13 @@ def _far_beyond_rounding(reading: Reading, diff: float, band: float) -> list[Fin
         + reading.command("--compile-how", "methods")
     )
     evidence: dict[str, object] = {
-        "max_action_diff_abs": diff,
+        ACTION_DIFF_KEY: diff,
         "rounding_measured_abs": band,
         "threshold_abs": reading.report.action_threshold,
     }
     if speedup is not None:
         evidence["speedup_inference_x"] = speedup
+    not_tf32 = _not_tf32(reading, diff, evidence)
     speed = (
         f" The inference speedup, {times(speedup)}, is what two runs of the same eager code "
         "give, as when `torch.compile(policy)` leaves `select_action` eager and only the states "
@@ -103,7 +236,7 @@ def _far_beyond_rounding(reading: Reading, diff: float, band: float) -> list[Fin
             f"difference measured between correct compiled and eager ACT on {device} "
             f"({sci(band)}): far beyond rounding, so either the compiled program computes "
             "something else (a miscompile) or the two sides were not compared in the same state "
-            "(see benchmark-methodology)."
+            f"(see benchmark-methodology).{not_tf32}"
         ),
         evidence=evidence,
         next_steps=[tell_apart, reading.command("--localize") + "  # first module adding error"],
@@ -127,41 +260,36 @@ def _far_beyond_rounding(reading: Reading, diff: float, band: float) -> list[Fin
     return [miscompile, states]
 
 
-def _action_within_rounding(reading: Reading, diff: float, band: float) -> list[Finding]:
+def _not_tf32(reading: Reading, diff: float, evidence: dict[str, object]) -> str:
+    """Why TF32 cannot explain `diff`, as a sentence, noted in `evidence`; "" off CUDA, where
+    nobody would suspect it."""
+    reason = reading.why_not_tf32(diff)
+    if reason is None or reading.device_kind == "cpu":
+        return ""
+    evidence["tf32_cannot_explain"] = reason
+    if reading.numerics.assumed:
+        evidence["assumed"] = list(reading.numerics.assumed)
+    return f" TF32 cannot explain it: {reason}."
+
+
+def _action_within_rounding(reading: Reading, diff: float, band: float) -> Finding:
     threshold = reading.report.action_threshold
-    findings = [
-        make_finding(
-            TOLERANCE_TOO_STRICT,
-            confidence="medium" if diff <= band else "low",
-            cause=(
-                f"The actions differ by {sci(diff)}, above the absolute {sci(threshold)} but "
-                f"within {_WITHIN} of the largest difference measured between correct compiled "
-                f"and eager ACT ({sci(band)}): rounding, most likely, not a miscompile."
-            ),
-            evidence={
-                "max_action_diff_abs": diff,
-                "threshold_abs": threshold,
-                "rounding_measured_abs": band,
-            },
-            next_steps=["# eager and compiled against fp64\n" + reading.command()],
-            impact_error=diff,
-        )
-    ]
-    if reading.device_kind == "cuda":
-        findings.append(
-            make_finding(
-                PRECISION_SETTING_MISMATCH,
-                confidence="low",
-                cause=(
-                    f"On CUDA, TF32 matmuls and convolutions alone move outputs by about 1e-3 "
-                    f"relative; a difference of {sci(diff)} fits a TF32 setting that differs "
-                    "between the eager and the compiled run."
-                ),
-                evidence={"max_action_diff_abs": diff, "device": reading.report.device},
-                next_steps=['torch.set_float32_matmul_precision("highest")  # both sides'],
-            )
-        )
-    return findings
+    return make_finding(
+        TOLERANCE_TOO_STRICT,
+        confidence="medium" if diff <= band else "low",
+        cause=(
+            f"The actions differ by {sci(diff)}, above the absolute {sci(threshold)} but "
+            f"within {_WITHIN} of the largest difference measured between correct compiled "
+            f"and eager ACT ({sci(band)}): rounding, most likely, not a miscompile."
+        ),
+        evidence={
+            ACTION_DIFF_KEY: diff,
+            "threshold_abs": threshold,
+            "rounding_measured_abs": band,
+        },
+        next_steps=["# eager and compiled against fp64\n" + reading.command()],
+        impact_error=diff,
+    )
 
 
 # --- the training-loss difference ------------------------------------------------------------
@@ -175,35 +303,54 @@ _WHICH = (
 )
 
 
-def _loss_difference(reading: Reading) -> list[Finding]:
+def _which(reading: Reading) -> str:
+    if reading.training_draws_random_numbers:
+        return _WHICH
+    return (
+        "With dropout off no random numbers explain it; the divergence probe compares it "
+        "against fp64."
+    )
+
+
+def _loss_difference(reading: Reading, tf32_explains: bool) -> list[Finding]:
     diff = reading.report.correctness.loss_diff
     threshold = reading.report.loss_threshold
-    if diff is None or (math.isfinite(diff) and diff < threshold):
+    if diff is None or not _failed(diff, threshold) or tf32_explains:
         return []
     if not math.isfinite(diff):
         return [_non_finite_output(reading, "training losses", diff)]
     band = reading.loss_band()
     probe = "# divergence probe: as is, fallback_random, dropout off, vs fp64\n" + reading.command()
-    evidence: dict[str, object] = {"loss_diff_abs": diff, "threshold_abs": threshold}
-    findings = [_rng(reading, diff, evidence, probe)]
+    evidence: dict[str, object] = {LOSS_DIFF_KEY: diff, "threshold_abs": threshold}
+    random = reading.training_draws_random_numbers
+    findings = [_rng(reading, diff, evidence, probe)] if random else []
     if diff <= FAR_BEYOND * band:
         findings.append(_loss_tolerance(reading, diff, band, evidence, probe))
     else:
-        findings.append(
-            make_finding(
-                NUMERICAL_DIVERGENCE,
-                confidence="low",
-                cause=(
-                    f"A loss difference of {sci(diff)} is over {_WITHIN} the rounding measured "
-                    f"between correct programs ({sci(band)} on a loss of order 1): if it stays "
-                    "with random numbers taken out, the arithmetic differs."
-                ),
-                evidence={**evidence, "rounding_measured_abs": band},
-                next_steps=[probe, reading.command("--localize") + "  # where, if it stays"],
-                impact_error=diff,
-            )
-        )
+        findings.append(_loss_divergence(reading, diff, band, evidence, probe))
     return findings
+
+
+def _loss_divergence(
+    reading: Reading, diff: float, band: float, evidence: dict[str, object], probe: str
+) -> Finding:
+    evidence = {**evidence, "rounding_measured_abs": band}
+    if reading.training_draws_random_numbers:
+        stays = "if it stays with random numbers taken out, the arithmetic differs."
+    else:
+        stays = "with dropout off no random numbers explain it, so the arithmetic differs."
+    return make_finding(
+        NUMERICAL_DIVERGENCE,
+        confidence="low" if reading.training_draws_random_numbers else "medium",
+        cause=(
+            f"A loss difference of {sci(diff)} is over {_WITHIN} the rounding measured "
+            f"between correct programs ({sci(band)} on a loss of order 1): {stays}"
+            f"{_not_tf32(reading, diff, evidence)}"
+        ),
+        evidence=evidence,
+        next_steps=[probe, reading.command("--localize") + "  # where, if it stays"],
+        impact_error=diff,
+    )
 
 
 def _rng(reading: Reading, diff: float, evidence: dict[str, object], probe: str) -> Finding:
@@ -244,7 +391,7 @@ def _loss_tolerance(
             f"An absolute {sci(threshold)} on a training loss of order 1 is about a hundred "
             f"fp32 units in the last place, below the rounding between two correct programs on "
             f"{device} (ACT's loss moved by {sci(band)} relative with random numbers taken "
-            f"out); {sci(diff)} is within {_WITHIN} of that. {_WHICH}"
+            f"out); {sci(diff)} is within {_WITHIN} of that. {_which(reading)}"
         ),
         evidence={**evidence, "rounding_measured_rel": band},
         next_steps=[

@@ -1,10 +1,12 @@
 """What triage derives from a report's numbers before any check reads them.
 
 A `Reading` is the report with the device kind, the two speedups (stated or computed from the
-times), what is known of the policy, and the `compile-diagnose` command line that reruns the
-report's setup. The constants below carry the differences we measured between correct compiled
-and eager programs (`../shared/DESIGN.md`, "How the reference report was made"): a figure is
-read against them, not against the report's own threshold alone.
+times), what is known of the policy, the numeric settings that decide whether TF32 can explain a
+difference (stated by the report, else assumed and said so), and the `compile-diagnose` command
+line that reruns the report's setup. The constants below carry the differences we measured
+between correct compiled and eager programs (`../shared/DESIGN.md`, "How the reference report
+was made") and the size of TF32's rounding: a figure is read against them, not against the
+report's own threshold alone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from analyzer.format import sci
 from analyzer.reference_report import BenchmarkReport
 from probes.records.names import INFERENCE
 
@@ -27,27 +30,62 @@ ACTION_ROUNDING = {"cpu": 1.7e-6, "cuda": 8.6e-5}
 # order 1 (0.90 at random weights), so these serve as absolute bands.
 LOSS_ROUNDING = {"cpu": 1.3e-7, "cuda": 3.7e-4}
 FAR_BEYOND = 10.0  # this many times the rounding band is not rounding
+# TF32 rounds the inputs of float32 matmuls and convolutions to 10 mantissa bits: one step is
+# 2**-10 = 9.8e-4 relative, the "about 1e-3 relative" of precision-setting-mismatch. On outputs of
+# order 1 (ACT's normalised actions; its L1 loss, 0.90 at random weights) a difference within
+# FAR_BEYOND steps is TF32-sized: LeRobot's December 2025 script on an RTX 4090 with cuDNN TF32
+# allowed reported 1.95e-3 on the actions and 1.11e-4 on the loss, 2e-6 and 0 with it disabled.
+# The different-states difference of an earlier reference report, 5.6e-2, is beyond it.
+TF32_STEP = 2.0**-10
+TF32_SIZED = FAR_BEYOND * TF32_STEP
+# PyTorch's defaults, assumed where a report states no setting (the script casts nothing).
+DEFAULT_DTYPE = "float32"
+DEFAULT_CUDNN_TF32 = True  # torch.backends.cudnn.allow_tf32
+DEFAULT_MATMUL_PRECISION = "highest"  # torch.get_float32_matmul_precision(): matmul TF32 off
+TF32_MATMUL_PRECISIONS = ("high", "medium")  # the precisions that let matmuls use TF32
 
 
 @dataclass(frozen=True)
 class PolicyFacts:
     network: str  # what a compiler has to reproduce
     training_randomness: str  # random numbers drawn in a training forward; "" if none known
+    dropout_only: bool = False  # those random numbers are dropout's alone (--disable-dropout)
 
 
 KNOWN_POLICIES: dict[str, PolicyFacts] = {
+    # The script builds ACT with use_vae=False: no latent is sampled.
     "act": PolicyFacts(
-        "a ResNet backbone and a transformer", "dropout 0.1 in its transformer layers"
+        "a ResNet backbone and a transformer",
+        "dropout 0.1 in its transformer layers",
+        dropout_only=True,
     ),
     "diffusion": PolicyFacts(
         "a ResNet backbone and a convolutional U-Net", "noise and timesteps for every sample"
     ),
-    "vqbet": PolicyFacts("a ResNet backbone and a GPT", "dropout 0.1 in its GPT"),
+    "vqbet": PolicyFacts(
+        "a ResNet backbone and a GPT", "dropout 0.1 in its GPT", dropout_only=True
+    ),
     "tdmpc": PolicyFacts(
         "convolutional and MLP encoders with Q-ensembles", "random shifts and ensemble draws"
     ),
 }
 UNKNOWN_POLICY = PolicyFacts("a neural-network policy", "")
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """The settings that decide whether TF32 can explain a difference: the report's where it
+    states them, else assumed, each assumption in `assumed` in words."""
+
+    dtype: str
+    dropout_disabled: bool
+    cudnn_tf32: bool
+    matmul_tf32: bool
+    assumed: tuple[str, ...]
+
+    @property
+    def tf32_on(self) -> bool:
+        return self.cudnn_tf32 or self.matmul_tf32
 
 
 def finite(value: float | None) -> bool:
@@ -68,6 +106,7 @@ class Reading:
     device_kind: str  # "cuda", "cpu" or "unknown"
     speedup_inference: float | None
     speedup_training: float | None
+    numerics: Numerics
 
     @property
     def policy(self) -> str:
@@ -105,11 +144,32 @@ class Reading:
 
     def inference_comparable(self) -> bool:
         """Whether the inference row can compare compiled code with eager in the same state: not
-        when the actions match bit for bit (CD101), nor when they differ far beyond rounding."""
+        when the actions match bit for bit (CD101), nor when they differ far beyond rounding and
+        beyond what TF32 explains."""
         diff = self.report.correctness.action_diff
         if diff is None:
             return True
-        return diff != 0.0 and math.isfinite(diff) and diff <= FAR_BEYOND * self.action_band()
+        within = finite(diff) and diff <= FAR_BEYOND * self.action_band()
+        return diff != 0.0 and (within or self.why_not_tf32(diff) is None)
+
+    @property
+    def training_draws_random_numbers(self) -> bool:
+        """Whether a training forward may draw random numbers: not with dropout off on a policy
+        whose only random numbers are dropout's."""
+        return not (self.numerics.dropout_disabled and self.facts.dropout_only)
+
+    def why_not_tf32(self, diff: float | None) -> str | None:
+        """Why TF32 cannot explain a difference of `diff`, in words; None when it can."""
+        numerics = self.numerics
+        if self.device_kind == "cpu":
+            return "TF32 applies to CUDA matmuls and convolutions only, and the report ran on a CPU"
+        if numerics.dtype != DEFAULT_DTYPE:
+            return f"TF32 applies to float32 only, and the report ran in {numerics.dtype}"
+        if not numerics.tf32_on:
+            return "TF32 was off for cuDNN and matmuls alike"
+        if not finite(diff) or diff <= 0 or diff > TF32_SIZED:
+            return f"{sci(diff)} is beyond TF32's rounding ({sci(TF32_SIZED)} at most)"
+        return None
 
     def times_ms(self, entry: str) -> tuple[float | None, float | None]:
         """Eager's and compiled's time per call of `entry`, in milliseconds, as reported."""
@@ -149,6 +209,7 @@ def read(report: BenchmarkReport) -> Reading:
         speedup_training=_speedup(
             report.speedup_training, report.time_original_training, report.time_compiled_training
         ),
+        numerics=_numerics(report, kind),
     )
 
 
@@ -161,3 +222,71 @@ def _speedup(
     if original is not None and compiled and math.isfinite(original) and math.isfinite(compiled):
         return original / compiled
     return None
+
+
+def _numerics(report: BenchmarkReport, device_kind: str) -> Numerics:
+    """The report's numeric settings, PyTorch's defaults where it states none."""
+    settings = report.settings
+    assumed: list[str] = []
+    if device_kind == "unknown":
+        assumed.append("a CUDA device (the report names none)")
+    dtype = _stated_or(
+        _dtype_name(settings.dtype),
+        DEFAULT_DTYPE,
+        f"{DEFAULT_DTYPE} (the report names no dtype)",
+        assumed,
+    )
+    dropout = _stated_or(
+        settings.dropout_disabled,
+        False,
+        "dropout as the policy configures it (the report has no --disable-dropout)",
+        assumed,
+    )
+    cudnn = _stated_or(
+        settings.cudnn_allow_tf32,
+        DEFAULT_CUDNN_TF32,
+        "cuDNN TF32 on (torch.backends.cudnn.allow_tf32, PyTorch's default)",
+        assumed,
+    )
+    precision = _stated_or(
+        settings.matmul_precision,
+        DEFAULT_MATMUL_PRECISION,
+        f"matmul TF32 off (float32 matmul precision {DEFAULT_MATMUL_PRECISION!r}, "
+        "PyTorch's default)",
+        assumed,
+    )
+    return Numerics(
+        dtype=dtype,
+        dropout_disabled=dropout,
+        cudnn_tf32=cudnn,
+        matmul_tf32=precision in TF32_MATMUL_PRECISIONS,
+        assumed=tuple(assumed),
+    )
+
+
+def _stated_or[T](value: T | None, default: T, assumption: str, assumed: list[str]) -> T:
+    """`value` as the report states it, else `default`, noting `assumption` in `assumed`."""
+    if value is not None:
+        return value
+    assumed.append(assumption)
+    return default
+
+
+# Other spellings of a dtype, by the name torch gives it.
+_DTYPE_ALIASES = {
+    "float": "float32",
+    "fp32": "float32",
+    "double": "float64",
+    "fp64": "float64",
+    "half": "float16",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+}
+
+
+def _dtype_name(dtype: str | None) -> str | None:
+    """A dtype as torch names it: "torch.float32", "fp32" and "float32" alike read "float32"."""
+    if dtype is None:
+        return None
+    name = dtype.strip().lower().removeprefix("torch.")
+    return _DTYPE_ALIASES.get(name, name)
