@@ -53,6 +53,7 @@ def diagnose_module(
     rng_what_if: bool | None = None,
     what_if: str | Iterable[str] = WHAT_IF_AUTO,
     compile_lever: str | Iterable[str] = WHAT_IF_AUTO,
+    bisect: bool | None = None,
 ) -> Diagnosis:
     """Diagnose `torch.compile` on `model` called with `inputs`; return the `Diagnosis`.
 
@@ -85,6 +86,10 @@ def diagnose_module(
         compile_lever: the levers on compile time (`probes.records.compile_time.LEVERS`), each
             one more compile timed as the first: "auto" (those the compile's figures point to),
             "none", "all", or a list of names.
+        bisect: run torch's CompilerBisector, with the fp64 criterion as its test, for the
+            compiler stage that makes the outputs diverge. None: when the divergence probe's
+            localized module reproduces the divergence compiled alone; True: also on the whole
+            entry point when none does; False: never. Each test is one compile.
 
     Returns:
         The `Diagnosis`: `findings` (each with `.code`, `.name`, `.severity`, `.evidence`,
@@ -121,4 +126,5 @@ def diagnose_module(
         rng_what_if=rng_what_if,
         what_if=what_ifs,
         compile_lever=levers,
+        bisect=bisect,
     )

@@ -6,10 +6,16 @@ so eager is untouched and any backend, even aot_eager, compiles the error in. Ev
 that layer carries the error; only that layer adds it. `GradPlantedStack` plants the same scale
 in the backward pass of one layer only: forward outputs agree, gradients do not.
 `DropoutMLP` draws dropout masks in train mode; `LargeSums` outputs values of order 1e5, whose
-rounding alone exceeds an absolute 1e-5.
+rounding alone exceeds an absolute 1e-5. `CustomOpStack` calls a custom operator whose Inductor
+lowering, while `wrong_lowering()` is entered, computes 2.001x + y instead of 2x + y;
+`TanhBetweenLayers` calls tanh, whose built-in lowering `wrong_tanh_lowering()` replaces.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -158,3 +164,128 @@ def large_sums_target() -> Target:
 def dropout_target() -> Target:
     torch.manual_seed(0)
     return module_target("dropout-mlp", DropoutMLP(), 8, 1)
+
+
+# --- a custom operator whose Inductor lowering is wrong ---------------------------------------
+
+WRONG_LOWERING_SCALE = 2.001  # the lowering's factor; the operator's own is 2
+
+
+@torch.library.custom_op("compile_diagnose_tests::double_add", mutates_args=())
+def double_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """2x + y, eagerly; Inductor lowers it with `wrong_lowering` while that is registered."""
+    return x * 2 + y
+
+
+@double_add.register_fake
+def _double_add_fake(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _double_add_backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return grad * 2, grad
+
+
+double_add.register_autograd(_double_add_backward)
+
+
+@contextmanager
+def replaced_lowering(op: torch._ops.OpOverload, lower: Callable[..., Any]) -> Iterator[None]:
+    """Inductor lowers `op` with `lower` while inside; its lowering table is restored."""
+    from torch._inductor import lowering
+
+    saved = lowering.lowerings.get(op)
+    lowering.lowerings[op] = lower
+    try:
+        yield
+    finally:
+        if saved is None:
+            lowering.lowerings.pop(op, None)
+        else:
+            lowering.lowerings[op] = saved
+
+
+def _scaled_pointwise(body: Callable[..., Any], scale: float) -> Callable[..., Any]:
+    """A pointwise lowering computing `body(...) * scale`."""
+    from torch._inductor import lowering
+
+    def lower(*args: Any) -> Any:
+        def scaled(*values: Any) -> Any:
+            return lowering.ops.mul(body(*values), lowering.ops.constant(scale, torch.float32))
+
+        return lowering.make_pointwise(scaled)(*args)
+
+    return lower
+
+
+def wrong_lowering() -> Any:
+    """Inductor lowers `double_add` as 2.001x + y while inside (its own: 2x + y)."""
+    from torch._inductor import lowering
+
+    def body(a: Any, b: Any) -> Any:
+        scale = lowering.ops.constant(WRONG_LOWERING_SCALE, torch.float32)
+        return lowering.ops.add(lowering.ops.mul(a, scale), b)
+
+    return replaced_lowering(
+        torch.ops.compile_diagnose_tests.double_add.default, _scaled_pointwise(body, 1.0)
+    )
+
+
+WRONG_TANH_SCALE = 1.01
+
+
+def wrong_tanh_lowering() -> Any:
+    """Inductor's own lowering of aten.tanh replaced by tanh(x) * 1.01: a built-in op's bug."""
+    from torch._inductor import lowering
+
+    return replaced_lowering(
+        torch.ops.aten.tanh.default, _scaled_pointwise(lowering.ops.tanh, WRONG_TANH_SCALE)
+    )
+
+
+class TanhBetweenLayers(nn.Module):
+    """tanh called in forward, between modules: no submodule adds the error, the model does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, DIM)
+        self.second = nn.Linear(DIM, DIM)
+        self.head = nn.Linear(DIM, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.first(x)) * 2
+        h = torch.tanh(self.second(h)) + h
+        return self.head(h).sigmoid()
+
+
+def tanh_target() -> Target:
+    torch.manual_seed(0)
+    return module_target("tanh-between-layers", TanhBetweenLayers(), 4, 2)
+
+
+class CustomOpBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(DIM, DIM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.compile_diagnose_tests.double_add(self.lin(x), x).relu()
+
+
+class CustomOpStack(nn.Module):
+    """An embedding, a plain block, the custom-operator block, a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(4, DIM)
+        self.plain = Block(nn.Linear(DIM, DIM))
+        self.custom = CustomOpBlock()
+        self.head = nn.Linear(DIM, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.custom(self.plain(self.embed(x))))
+
+
+def custom_op_target() -> Target:
+    torch.manual_seed(0)
+    return module_target("custom-op-stack", CustomOpStack(), 4, 2)

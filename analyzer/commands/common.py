@@ -76,6 +76,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "(by default only when outputs diverge beyond the fp64 criterion without random numbers)",
     )
     parser.add_argument(
+        "--bisect",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bisect the compiler stage that makes compiled diverge from fp64 with torch's "
+        "CompilerBisector (one compile per test): by default when the divergence is localized "
+        "to a module that reproduces it compiled alone; --bisect also on the whole entry point "
+        "when none does; --no-bisect never",
+    )
+    parser.add_argument(
         "--rng-what-if",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -202,6 +211,7 @@ def diagnose_and_show(
             out_dir=out_dir,
             progress=progress,
             localize=args.localize,
+            bisect=args.bisect,
             rng_what_if=args.rng_what_if,
             what_if=args.what_if,
             compile_lever=args.compile_lever,

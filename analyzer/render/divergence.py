@@ -23,10 +23,14 @@ from analyzer.render.verdicts import passed_text
 from probes.records.divergence import (
     ARITHMETIC,
     AS_IS,
+    BACKEND_STATE,
+    BISECT,
     BOTH,
+    FIND_MAX_BOUNDS,
     NONE,
     RNG,
     RNG_FREE,
+    TEST_DISABLE,
     UNKNOWN,
     UNTESTED,
 )
@@ -185,7 +189,7 @@ def _walk_rows(
     index = next((i for i, m in enumerate(modules) if m.get("path") == focus), None)
     if index is not None:
         rows = modules[max(index - AROUND_BEFORE, 0) : index + AROUND_AFTER + 1]
-        return rows, f"{len(rows)} of {len(modules)} module calls, around {focus}"
+        return rows, f"{len(rows)} of {len(modules)} module calls, around {focus or TOP}"
     count = AROUND_BEFORE + AROUND_AFTER
     ranked = sorted(modules, key=lambda m: -(as_number(m.get("error_ratio")) or 0.0))[:count]
     rows = [m for m in modules if any(m is r for r in ranked)]
@@ -280,9 +284,9 @@ def _module_narrow(module: Mapping[str, Any]) -> Sequence[RenderableType]:
 def confirmation_line(found: Mapping[str, Any]) -> Text:
     text = Text()
     first = found.get("first_divergent_module")
-    if first:
+    if first is not None:
         text.append("first module to add error: ", style="bold")
-        text.append(f"{first} ({found.get('first_divergent_class')})\n")
+        text.append(f"{first or TOP} ({found.get('first_divergent_class')})\n")
     elif found.get("backward_only"):
         text.append("forward agrees; first gradient to fail (backward order): ", style="bold")
         text.append(f"{found.get('first_divergent_gradient')}\n")
@@ -291,7 +295,7 @@ def confirmation_line(found: Mapping[str, Any]) -> Text:
     confirmation = found.get("confirmation")
     if isinstance(confirmation, Mapping):
         reproduced = confirmation.get("reproduced")
-        text.append(f"compiled alone, the rest eager: {confirmation.get('module_path')} ")
+        text.append(f"compiled alone, the rest eager: {confirmation.get('module_path') or TOP} ")
         if confirmation.get("error"):
             text.append(f"failed to run ({confirmation['error']})", style="red")
         elif reproduced:
@@ -334,6 +338,70 @@ class GradientWalkTable:
         yield table
 
 
+def _marks(label: str, steps: Sequence[Mapping[str, Any]], name: str) -> Text:
+    """One line of the bisector's walk: each test's name and whether it passed."""
+    text = Text(f"  {label}: ", style="dim")
+    for i, step in enumerate(steps):
+        passed = step.get("passes")
+        text.append(" · " if i else "")
+        text.append(f"{step.get(name)} ", style="")
+        text.append("pass" if passed else "FAIL", style="green" if passed else "red")
+    text.append("\n")
+    return text
+
+
+def _walk_lines(steps: Sequence[Mapping[str, Any]]) -> Text:
+    """The walk in its three parts: the backends, subsystems switched off, the binary search."""
+    text = Text()
+    backends = [s for s in steps if s.get("state") == BACKEND_STATE]
+    switched_off = [s for s in steps if s.get("state") == TEST_DISABLE]
+    searched = [s for s in steps if s.get("state") in (FIND_MAX_BOUNDS, BISECT)]
+    if backends:
+        text.append_text(_marks("backends", backends, "backend"))
+    if switched_off:
+        text.append_text(_marks("subsystem off", switched_off, "subsystem"))
+    if searched:
+        text.append(f"  applications of {searched[0].get('subsystem')} searched: ", style="dim")
+        text.append(f"{len(searched)} compiles\n")
+    return text
+
+
+def bisection_lines(section: Mapping[str, Any]) -> Text:
+    """The compiler bisection as recorded: the stage torch's bisector named and its walk."""
+    found = section.get("bisection")
+    if not isinstance(found, Mapping):
+        return Text()
+    text = Text()
+    text.append("compiler stage (torch's CompilerBisector, fp64 criterion): ", style="bold")
+    text.append(f"{found.get('module_path') or 'the whole model'} ({found.get('entry_point')})\n")
+    if found.get("error"):
+        text.append(f"stopped: {found['error']}\n", style="red")
+    elif found.get("backend"):
+        parts = [f"backend {found['backend']}"]
+        parts += [f"subsystem {found['subsystem']}"] if found.get("subsystem") else []
+        if found.get("bisect_number") is not None:
+            parts.append(f"application {found['bisect_number']}")
+        parts += [f"debug info {found['debug_info']}"] if found.get("debug_info") else []
+        change = found.get("config_change")
+        if isinstance(change, Mapping):
+            parts.append(
+                f"fixed by {change.get('config')}.{change.get('field')}={change.get('value')}"
+            )
+        text.append(", ".join(parts) + "\n", style="bold red")
+    else:
+        text.append("no backend fails the criterion\n", style="green")
+    env = found.get("reproduce_env") or {}
+    if env:
+        text.append("by hand: " + " ".join(f"{k}={v}" for k, v in env.items()) + "\n")
+    text.append_text(_walk_lines(list(found.get("steps") or [])))
+    text.append(
+        f"{found.get('compiles')} compiles, {found.get('reused_answers') or 0} answers reused, "
+        f"{seconds(found.get('seconds') or 0)}",
+        style="dim",
+    )
+    return text
+
+
 def notes_lines(section: Mapping[str, Any]) -> Text:
     text = Text(style="dim")
     precision = section.get("precision") or {}
@@ -343,6 +411,7 @@ def notes_lines(section: Mapping[str, Any]) -> Text:
             text.append(f"; TF32 explains the difference: {bool(precision['tf32_explains'])}")
         text.append("\n")
     text.append(f"localization: {section.get('localization_note') or MISSING}\n")
+    text.append(f"bisection: {section.get('bisection_note') or MISSING}\n")
     phases = section.get("phase_seconds") or {}
     if phases:
         text.append(
@@ -361,5 +430,6 @@ def divergence_view(section: Mapping[str, Any]) -> Group:
         AttributionTable(section),
         ModuleWalkTable(section),
         GradientWalkTable(section),
+        bisection_lines(section),
         notes_lines(section),
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
 from analyzer.format import NOT_MEASURED, sci, times
+from analyzer.rules.compiler_stages import STAGES_DOC, reproduce_command, stage_sentence
 from analyzer.rules.divergence_reading import (
     arithmetic_failures,
     attribute,
@@ -100,7 +101,13 @@ NUMERICAL_DIVERGENCE = Rule(
         "Compares eager and compiled each against an fp64 eager reference. When compiled's",
         "error is beyond a small multiple of eager's own, it walks the modules in execution",
         "order, names the first one that adds error (not the last one that carries it), and",
-        "compiles that module alone to confirm it.",
+        "compiles that module alone to confirm it. When it reproduces alone (or with",
+        "`--bisect`), torch's own `CompilerBisector` runs on it with the fp64 criterion as its",
+        "test: the first backend that fails, the subsystem whose removal makes it pass, and the",
+        "first application of that subsystem that breaks it (evidence `bisect_backend`,",
+        "`bisect_subsystem`, `bisect_number`, `bisect_debug_info`, and the environment that",
+        "reproduces it by hand).",
+        STAGES_DOC,
     ),
     why_it_matters=prose(
         "Eager fp32 is itself off by rounding, and a compiled program that reorders sums and",
@@ -392,6 +399,10 @@ def numerical_divergence(section: Mapping[str, Any]) -> Finding | None:
     else:
         cause += f" Not localized ({section.get('localization_note') or 'no localization run'})."
         steps.insert(0, "compile-diagnose ... --localize  # the first module that adds error")
+    bisection = section.get("bisection")
+    if isinstance(bisection, Mapping):
+        cause += " " + _bisected(bisection, evidence, steps)
+        confidence = "high" if bisection.get("backend") else confidence
     return make_finding(
         NUMERICAL_DIVERGENCE,
         **({"title": title} if title else {}),
@@ -409,7 +420,7 @@ def _where(localization: Mapping[str, Any], evidence: dict[str, Any]) -> tuple[s
     confirmation = localization.get("confirmation") or {}
     reproduced = confirmation.get("reproduced")
     steps = []
-    if module:
+    if module is not None:
         row = next((m for m in localization.get("modules") or [] if m.get("path") == module), {})
         evidence.update(
             {
@@ -420,8 +431,9 @@ def _where(localization: Mapping[str, Any], evidence: dict[str, Any]) -> tuple[s
                 "module_error_growth_x": as_number(row.get("error_growth")),
             }
         )
+        named = module or "the top module itself, in code between its submodules"
         where = (
-            f"The first module to add error is {module} "
+            f"The first module to add error is {named} "
             f"({localization.get('first_divergent_class')}), error growth "
             f"{times(row.get('error_growth'), NOT_MEASURED)} from its inputs."
         )
@@ -441,7 +453,7 @@ def _where(localization: Mapping[str, Any], evidence: dict[str, Any]) -> tuple[s
         )
     path = confirmation.get("module_path")
     evidence["confirmed_alone"] = reproduced
-    if reproduced:
+    if reproduced and path:
         where += f" Compiled alone (the rest eager), {path} reproduces the divergence."
     elif reproduced is False:
         where += f" Compiled alone, {path} does not reproduce it: the cause needs its neighbours."
@@ -455,6 +467,32 @@ def _where(localization: Mapping[str, Any], evidence: dict[str, Any]) -> tuple[s
     steps.append(STEP_MINIFY)
     confidence = "high" if reproduced else "medium"
     return where, confidence, steps
+
+
+def _bisected(bisection: Mapping[str, Any], evidence: dict[str, Any], steps: list[str]) -> str:
+    """The bisection's answer as a sentence; fills the evidence, puts the by-hand run first."""
+    where = bisection.get("module_path") or "the whole model"
+    evidence.update(
+        {
+            "bisect_module": where,
+            "bisect_backend": bisection.get("backend"),
+            "bisect_subsystem": bisection.get("subsystem"),
+            "bisect_number": bisection.get("bisect_number"),
+            "bisect_debug_info": bisection.get("debug_info"),
+            "bisect_stage": stage_sentence(bisection),
+            "bisect_compiles_count": bisection.get("compiles"),
+            "bisect_s": as_number(bisection.get("seconds")),
+        }
+    )
+    command = reproduce_command(bisection)
+    if command:
+        evidence["bisect_reproduce"] = command.partition("  #")[0]
+        steps.insert(0, command)
+    if bisection.get("error"):
+        return f"The compiler bisection on {where} stopped: {bisection['error']}."
+    return (
+        f"Bisected on {where} in {bisection.get('compiles')} compiles: {stage_sentence(bisection)}."
+    )
 
 
 # --- tolerance-too-strict ----------------------------------------------------------------------

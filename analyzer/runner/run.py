@@ -99,6 +99,7 @@ class DiagnosisRun:
         out_dir: Path | None,
         progress: Progress = lambda _: None,
         localize: bool | None = None,
+        bisect: bool | None = None,
         probes: Collection[str] | None = None,
         rng_what_if: bool | None = None,
         what_if: str | Collection[str] = WHAT_IF_AUTO,
@@ -112,6 +113,7 @@ class DiagnosisRun:
         self.rng_what_if = rng_what_if  # None: on CUDA (or with localize), not on a CPU
         self.probes = probes  # the names of the probes to run; None runs them all
         self.localize = localize
+        self.bisect = bisect  # None: when a localized module reproduces the divergence alone
         self.compile_settings = compile_settings
         self.benchmark_settings = benchmark_settings
         self.diagnosis = diagnosis
@@ -418,6 +420,7 @@ class DiagnosisRun:
             self.target,
             self.compile_settings,
             localize=self.localize,
+            bisect=self.bisect,
             compiled=self.benchmark.compiled,
             seed=self.benchmark_settings.seed,
             what_ifs=what_ifs,

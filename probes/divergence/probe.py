@@ -17,7 +17,9 @@ It records the figures and judges nothing: whether the as-is difference comes fr
 numbers, arithmetic or both is the analyzer's reading of them
 (`analyzer.rules.divergence_reading`). It decides only what else to measure: when an output
 without random numbers fails the criterion (or when asked), it localizes: the first submodule
-that adds error, confirmed by compiling it alone (`probes.divergence.localize`).
+that adds error, confirmed by compiling it alone (`probes.divergence.localize`); and when that
+module reproduces the divergence alone (or when asked), it bisects the compiler stage that causes
+it with torch's CompilerBisector (`probes.divergence.bisect`).
 
 Cost and side effects: every what-if scenario, the localization and the confirmation compile a
 fresh copy after `torch._dynamo.reset()`, because dynamo would otherwise reuse code compiled
@@ -38,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from probes.divergence.bisect import bisect_compiler_stage, reference_outputs
 from probes.divergence.dropout import dropout_sites
 from probes.divergence.localize import localize
 from probes.divergence.runs import RANDOM_NUMBERS_OUT, WHAT_IF_SWITCHES
@@ -49,6 +52,7 @@ from probes.records.divergence import (
     RNG_FREE,
     TF32_OFF,
     TF32_ON,
+    WHOLE_MODEL,
     DivergenceReport,
     DivergenceScenario,
     Fp64Criterion,
@@ -103,6 +107,7 @@ def probe_divergence(
     settings: CompileSettings,
     *,
     localize: bool | None = None,
+    bisect: bool | None = None,
     compiled: nn.Module | None = None,
     rmse_multiplier: float | None = None,
     tolerance: float | None = None,
@@ -116,11 +121,14 @@ def probe_divergence(
     The scenarios' figures are what the analyzer attributes the difference by.
 
     `localize`: None localizes only when an output without random-number differences fails the
-    criterion; True always; False never. `compiled`: the copy the diagnosis already compiled with
-    `settings` (its "eval" and "as-is" scenarios then cost no compile). `rmse_multiplier`
-    replaces same()'s 2x / 3x, `tolerance` its 1e-4. `check_precision`: the TF32 scenarios (CUDA
-    only). `what_ifs`: which random-number what-ifs to compile for the training attribution
-    (each is a full compile of the training step: on a CPU one may be all a budget allows).
+    criterion; True always; False never. `bisect`: None bisects the compiler stage when the
+    localized module reproduces the divergence compiled alone; True also bisects the whole entry
+    point when no module was confirmed; False never. `compiled`: the copy the diagnosis already
+    compiled with `settings` (its "eval" and "as-is" scenarios then cost no compile).
+    `rmse_multiplier` replaces same()'s 2x / 3x, `tolerance` its 1e-4. `check_precision`: the
+    TF32 scenarios (CUDA only). `what_ifs`: which random-number what-ifs to compile for the
+    training attribution (each is a full compile of the training step: on a CPU one may be all
+    a budget allows).
     Resets dynamo: see the module docstring.
     """
     criterion = Fp64Criterion() if tolerance is None else Fp64Criterion(tolerance=tolerance)
@@ -145,7 +153,12 @@ def probe_divergence(
         else:
             report.precision = PrecisionCheck(ran=False, note="not requested")
         _run_localization(report, target, settings, criterion, seed, localize, on_phase)
-    report.dynamo_resets = scenarios.resets + _localization_resets(report.localization)
+        _run_bisection(report, target, settings, criterion, seed, bisect, on_phase)
+    report.dynamo_resets = (
+        scenarios.resets
+        + _localization_resets(report.localization)
+        + (report.bisection.compiles + 1 if report.bisection else 0)
+    )
     report.notes.extend(_notes(report, target))
     return report
 
@@ -239,6 +252,46 @@ def _run_localization(
             report.localization_note = f"run on {entry_point}: {reason}"
         except Exception as error:  # the scenarios stand without it
             report.localization_note = f"failed: {compile_error_line(error)}"
+
+
+def _run_bisection(
+    report: DivergenceReport,
+    target: Target,
+    settings: CompileSettings,
+    criterion: Fp64Criterion,
+    seed: int,
+    requested: bool | None,
+    on_phase: Callable[[str], None],
+) -> None:
+    """Bisect on the module confirmed alone; when asked and none was, on the whole entry point."""
+    found = report.localization
+    confirmed = found.confirmation if found is not None else None
+    if requested is False:
+        report.bisection_note = "not run: not requested"
+        return
+    if found is not None and confirmed is not None and confirmed.reproduced:
+        entry_point, module_path = found.entry_point, confirmed.module_path
+        reason = f"{module_path or 'the whole model'} reproduces the divergence compiled alone"
+    elif requested:
+        entry_point = (
+            found.entry_point
+            if found is not None
+            else _localization_entry(target, arithmetic_failures(report))
+        )
+        module_path, reason = WHOLE_MODEL, "requested; no module was confirmed alone"
+    else:
+        report.bisection_note = "not run: no module reproduced the divergence compiled alone"
+        return
+    with _phase(report, "bisection", on_phase):
+        try:
+            reference = reference_outputs(target, entry_point, seed)
+            report.bisection = bisect_compiler_stage(
+                target, settings, entry_point, module_path, reference, criterion, seed, reason
+            )
+            where = module_path or "the whole model"
+            report.bisection_note = f"run on {where} ({entry_point}): {reason}"
+        except Exception as error:  # the scenarios and the localization stand without it
+            report.bisection_note = f"failed: {compile_error_line(error)}"
 
 
 def _localization_entry(target: Target, failing: list[DivergenceScenario]) -> str:

@@ -43,6 +43,14 @@ read it from there. The recorded section::
                                        "outputs": [output], "seconds", "error"} | None,
                       "seconds"} | None,
      "localization_note": str,
+     "bisection": {"entry_point", "module_path" ("" = the whole model), "reason", "backends",
+                   "backend", "subsystem", "bisect_number", "debug_info",
+                   "config_change": {"config", "field", "value"} | None,
+                   "reproduce_env": {var: value},
+                   "steps": [{"backend", "subsystem", "state", "passes", "frames_compiled",
+                              "seconds", "error"}],
+                   "compiles", "reused_answers", "seconds", "error"} | None,
+     "bisection_note": str,
      "precision": {"ran", "note", "tf32_explains" (*)} | None,
      "dynamo_resets", "notes", "phase_seconds": {phase: seconds}}
 
@@ -298,6 +306,90 @@ class Localization:
     seconds: float = 0.0
 
 
+# --- the compiler stage, bisected -------------------------------------------------------------
+
+WHOLE_MODEL = ""  # a bisection's module_path when the whole entry point was compiled
+# The environment variables that make torch's CompilerBisector (torch._inductor.compiler_bisector)
+# apply one stage by hand, read when torch is imported.
+BISECT_BACKEND_VAR = "TORCH_BISECT_BACKEND"
+BISECT_SUBSYSTEM_VAR = "TORCH_BISECT_SUBSYSTEM"
+BISECT_MAX_VAR = "TORCH_BISECT_MAX"  # applications 0..N of the subsystem stay on, later ones off
+# The bisector's run states: a backend alone, then per subsystem: switched off entirely, counting
+# its applications, halving the range of applications left on.
+BACKEND_STATE = "backend"
+TEST_DISABLE = "test_disable"
+FIND_MAX_BOUNDS = "find_max_bounds"
+BISECT = "bisect"
+
+
+@dataclass
+class BisectionStep:
+    """One test the bisector asked for: a fresh compile under one stage setting, one criterion."""
+
+    backend: str | None
+    subsystem: str | None
+    state: str  # BACKEND_STATE, TEST_DISABLE, FIND_MAX_BOUNDS or BISECT
+    passes: bool  # every output passes the fp64 criterion (an error does not)
+    frames_compiled: int = 0
+    seconds: float = 0.0
+    error: str | None = None  # the compile or the call raised: first line
+
+
+@dataclass
+class StageConfigChange:
+    """A subsystem the bisector tests by a config setting: the setting that removed the error."""
+
+    config: str  # "inductor" or "aot_eager_decomp_partition" (functorch's config)
+    field: str
+    value: Any
+
+
+@dataclass
+class CompilerBisection:
+    """torch's CompilerBisector run with the fp64 criterion as its test.
+
+    It compiles with each backend in turn (eager, aot_eager, aot_eager_decomp_partition, ...,
+    inductor) until one fails the criterion, then switches that backend's subsystems off one at
+    a time, and for a subsystem applied many times (lowerings, passes) finds the first
+    application that makes the outputs fail. `backend` None: every backend passes.
+    """
+
+    entry_point: str
+    module_path: str  # the module compiled alone, the rest eager; WHOLE_MODEL: everything
+    reason: str
+    backends: list[str]  # the bisector's backends in the order it tries them
+    backend: str | None  # the first backend whose compile fails the criterion
+    subsystem: str | None  # the subsystem whose removal makes it pass; None: none does
+    bisect_number: int | None  # the first application of the subsystem that makes it fail
+    debug_info: str | None  # what that application was (for lowerings, the FX node)
+    config_change: StageConfigChange | None  # a config subsystem: the setting that fixed it
+    reproduce_env: dict[str, str]  # environment variables that apply the stage by hand
+    steps: list[BisectionStep] = field(default_factory=list)  # the tests, each one compile
+    compiles: int = 0
+    reused_answers: int = 0  # tests the bisector asked again, answered without a compile
+    seconds: float = 0.0
+    error: str | None = None  # the bisection itself could not finish: first line
+
+
+def bisection_environment(
+    backend: str | None, subsystem: str | None, bisect_number: int | None, by_config: bool
+) -> dict[str, str]:
+    """The environment that applies the stage found, for a by-hand run of the user's script.
+
+    A backend alone: every compile uses it. A subsystem applied many times: applications 0..N on,
+    the rest off (N - 1 passes, N fails). A config subsystem is reached by its setting, not by
+    the environment: only the backend is given.
+    """
+    if backend is None:
+        return {}
+    env = {BISECT_BACKEND_VAR: backend}
+    if subsystem is not None and not by_config:
+        env[BISECT_SUBSYSTEM_VAR] = subsystem
+        if bisect_number is not None:
+            env[BISECT_MAX_VAR] = str(bisect_number)
+    return env
+
+
 @dataclass
 class PrecisionCheck:
     """Whether the TF32 scenarios ran, and how; the record's `tf32_explains` is the rules'."""
@@ -321,6 +413,8 @@ class DivergenceReport:
     dropout: DropoutSites | None = None  # the dropout the module draws for in train mode
     localization: Localization | None = None
     localization_note: str = ""
+    bisection: CompilerBisection | None = None
+    bisection_note: str = ""
     precision: PrecisionCheck | None = None
     dynamo_resets: int = 0
     notes: list[str] = field(default_factory=list)
