@@ -147,7 +147,7 @@ def test_a_model_without_divergence_is_not_bisected_unless_asked():
     assert all(step.passes for step in asked.bisection.steps)
 
 
-# --- the rules on what was recorded ----------------------------------------------------------------
+# --- the rules on what was recorded ------------------------------------------------------------
 
 
 def test_finding_names_the_traced_graph_and_how_to_reproduce(traced_fault):
