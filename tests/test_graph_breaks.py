@@ -27,6 +27,9 @@ from planted_breaks import (
     Scales,
     planted_line,
 )
+from two_breaks_one_line import FILE as TWO_BREAKS_FILE
+from two_breaks_one_line import BreaksWithAMethodAlive, CallsIt
+from two_breaks_one_line import planted_line as two_breaks_line
 
 from probes.compile.graph_breaks import categorize, probe_fullgraph, probe_graph_breaks
 from probes.compile.recompiles import RecompileScenario, probe_recompiles
@@ -243,3 +246,30 @@ def test_an_example_in_dynamos_explanation_does_not_decide_the_category():
     )
     assert categorize(reason) == "unsupported-call"
     assert categorize(reason.replace("dict.update", "_warnings.warn")) == "print-logging"
+
+
+# --- two break types at one line ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", [BreaksWithAMethodAlive(), CallsIt()])
+def test_two_break_types_at_one_line_are_two_breaks_each_with_its_own_id(module):
+    report = explain(module)
+    assert len(report.breaks) == 2, [b.reason for b in report.breaks]
+    assert {(b.location.filename, b.location.lineno) for b in report.breaks} == {
+        (str(TWO_BREAKS_FILE), two_breaks_line("two-breaks"))
+    }
+    assert len({b.reason for b in report.breaks}) == 2
+    assert [b.gb_id for b in report.breaks] == [registry_id(b.reason) for b in report.breaks]
+    assert len({b.gb_id for b in report.breaks}) == 2
+    assert len({b.explanation for b in report.breaks}) == 2
+    assert all(b.hits >= 1 for b in report.breaks)
+    assert report.break_count == sum(b.hits for b in report.breaks)
+
+
+def test_the_break_explain_lists_keeps_its_graph_and_the_logged_one_its_full_stack():
+    report = explain(CallsIt())
+    listed, logged = report.breaks  # in the order dynamo met them
+    assert listed.graph_index is not None and listed.ops_before == report.ops_per_graph[0]
+    assert logged.graph_index is None  # no graph ended at it: only the log names it
+    lines = [two_breaks_line("calls-inner"), two_breaks_line("two-breaks")]
+    assert [f.lineno for f in listed.user_stack] == [f.lineno for f in logged.user_stack] == lines

@@ -81,6 +81,23 @@ def test_graph_break_next_steps_start_with_the_fix_then_torch_hints_then_the_doc
     assert finding.next_steps[-1].endswith(brk["doc_url"])
 
 
+def test_two_break_types_at_one_line_are_one_finding_naming_both():
+    # As the probe records `two_breaks_one_line.BreaksWithAMethodAlive` on torch 2.11.
+    place = {"filename": "/src/model.py", "lineno": 47, "function": "forward", "code": "..."}
+    breaks = [
+        {"reason": reason, "gb_id": gb_id, "hits": 1, "category": "other", "location": place}
+        for reason, gb_id in [
+            ("Call to `torch._dynamo.graph_break()`", "GB0025"),
+            ("Reconstruction failure", "GB0092"),
+        ]
+    ]
+    report = {"graph_count": 0, "breaks": breaks}
+    (finding,) = named(check({"graph_breaks": {"inference": report}}), "graph-break")
+    assert finding.evidence["graph_break_id"] == "GB0025; GB0092"
+    assert finding.evidence["reason"] == "; ".join(b["reason"] for b in breaks)
+    assert finding.evidence["hit_count"] == 2
+
+
 def test_entry_point_with_no_graph_at_all_is_an_error():
     probes = load("planted")
     assert probes["graph_breaks"]["inference"]["graph_count"] == 0
@@ -109,6 +126,8 @@ def test_one_recompilation_finding_per_recorded_recompile():
     guards = [r["guard"] for s in scenarios for r in s["recompiles"]]
     findings = named(check(probes), "recompilation")
     assert [f.evidence["failing_guard"] for f in findings] == guards
+    # Recorded before the probe measured symbolic sizes: nothing shows a recompile by design.
+    assert all("symbolic_sizes" not in r for s in scenarios for r in s["recompiles"])
     assert all(f.severity == Severity.WARNING for f in findings)
 
 

@@ -131,7 +131,11 @@ RECOMPILATION = Rule(
         "eval, with and without grad, a second call with a filled action queue) and reports",
         "each recompile with the guard that failed, from",
         "`torch._dynamo.utils.get_compilation_metrics()` or the `recompiles` log, and whether",
-        "the recompile limit was reached (an error when it was).",
+        "the recompile limit was reached (an error when it was). A guard that failed once in a",
+        "scenario, for a change torch handles by design, is info: a size the recompiled graph",
+        "then leaves symbolic (automatic dynamic shapes), a size of 0 or 1 (always specialised),",
+        "or a switch of grad mode, global state or a module's `training` flag, which keeps one",
+        "graph per state.",
     ),
     why_it_matters=prose(
         "Dynamo specialises a compiled frame on what it saw (tensor shapes, Python values,",
@@ -328,7 +332,7 @@ def _graph_break(
         "entry_point": entry_point,
         "category": category,
         "reason": "; ".join(dict.fromkeys(str(b.get("reason")) for b in group)),
-        "graph_break_id": first.get("gb_id") or "none",
+        "graph_break_id": "; ".join(dict.fromkeys(str(b.get("gb_id") or "none") for b in group)),
         "hit_count": hits,
         "graph_count": graphs,
         "ops_in_graph_before": first.get("ops_before"),
@@ -373,6 +377,15 @@ def _break_steps(category: str, group: Sequence[Mapping[str, Any]]) -> list[str]
 
 
 # --- recompilation -----------------------------------------------------------------------------
+
+
+# A guard on a tensor's size ("tensor 'x' size mismatch at index 0. expected 8, actual 2").
+_SIZE_GUARD = re.compile(r"size mismatch|size\(\)|stride")
+# A guard on a state with two values: torch 2.11 writes "GLOBAL_STATE changed: grad_mode" for
+# a grad switch and "self._modules['drop'].training == False" for train/eval.
+_MODE_GUARD = re.compile(r"GLOBAL_STATE|grad_mode|grad_enabled|\.training\b|\btraining ==")
+# A size guard that failed for a size of 0 or 1, which torch always specialises on.
+_ZERO_ONE_SIZE = re.compile(r"size mismatch at index \d+\. expected \d+, actual (?P<size>[01])\b")
 
 
 def recompilation_findings(entry_point: str, report: Mapping[str, Any]) -> list[Finding]:
@@ -423,25 +436,90 @@ def _recompilation(
     frames = [f"[{r['compile_id']}]" for r in recompiles if r.get("compile_id")]
     if frames:
         evidence["tlparse_frames"] = frames
+    symbols = _symbolic_sizes(recompiles)
+    if symbols:
+        evidence["symbolic_sizes"] = symbols
     times = "once" if len(recompiles) == 1 else f"{len(recompiles)} times"
     cause = (
         f"Under '{scenario.get('name')}', {function} recompiled {times} because the guard "
         f"`{guard}` failed."
     )
+    by_design = None if limit_hit else _by_design(recompiles)
     if limit_hit:
         cause += (
             f" It reached the recompile limit ({limit}): from then on dynamo runs the calls "
             "it cannot match eagerly, without saying so."
         )
+    elif by_design:
+        cause += f" {by_design}"
+    elif _specialised_size(recompiles):
+        cause += (
+            " The recompiled graph holds every size as a number: torch specialised it on this "
+            "size, so each new size fails the guard again."
+        )
+    evidence["by_design"] = by_design is not None
     return make_finding(
         RECOMPILATION,
-        severity=Severity.ERROR if limit_hit else Severity.WARNING,
+        severity=_recompile_severity(limit_hit, by_design),
         confidence="high",
         cause=cause,
         evidence=evidence,
         next_steps=_recompile_steps(guards, limit_hit, limit),
         location=SourceLocation.from_record(first.get("location")),
     )
+
+
+def _recompile_severity(limit_hit: bool, by_design: str | None) -> Severity:
+    if limit_hit:
+        return Severity.ERROR
+    return Severity.INFO if by_design else Severity.WARNING
+
+
+def _by_design(recompiles: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why one recompile is one torch makes by design, from its figures; None if it is not.
+
+    Only a guard that failed once in its scenario: one that fails again (every new size of a
+    size the code specialises on, every length of a queue) costs a compile each time.
+    """
+    if len(recompiles) != 1:
+        return None
+    guard = str(recompiles[0].get("guard"))
+    symbols = _symbolic_sizes(recompiles)
+    if _SIZE_GUARD.search(guard) and symbols:
+        named = (
+            f"the symbol {symbols[0]}" if len(symbols) == 1 else "the symbols " + ", ".join(symbols)
+        )
+        return (
+            "Torch marked the dimension dynamic after this recompile: the recompiled graph "
+            f"takes the size as {named}, so later sizes reuse it."
+        )
+    zero_one = _ZERO_ONE_SIZE.search(guard)
+    if zero_one:
+        return (
+            f"Torch specialises a size of {zero_one['size']} by design (sizes 0 and 1 get a "
+            "graph of their own), so this recompile serves that size only."
+        )
+    if _MODE_GUARD.search(guard):
+        return (
+            "The guard checks a state with two values (grad mode, global state or `training`): "
+            "torch keeps one graph per value and this scenario recompiled for it once, so later "
+            "calls in either state reuse a graph."
+        )
+    return None
+
+
+def _specialised_size(recompiles: Sequence[Mapping[str, Any]]) -> bool:
+    """A size guard whose recompiled graphs were recorded with no symbolic size at all."""
+    return all(
+        _SIZE_GUARD.search(str(r.get("guard"))) and r.get("symbolic_sizes") == {}
+        for r in recompiles
+    )
+
+
+def _symbolic_sizes(recompiles: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The symbols (`s77`) the recompiled graphs leave as sizes, as the probe recorded them."""
+    found = [str(symbol) for r in recompiles for symbol in (r.get("symbolic_sizes") or {}).values()]
+    return list(dict.fromkeys(found))
 
 
 def _guard_shape(guard: str) -> str:
@@ -458,13 +536,13 @@ def _recompile_steps(guards: Sequence[str], limit_hit: bool, limit: Any) -> list
             "Compile the model, not the queue logic: `policy.model.compile()` (or compile "
             "`predict_action_chunk`), and keep `select_action` eager.",
         ]
-    if re.search(r"size mismatch|size\(\)|stride", text):
+    if _SIZE_GUARD.search(text):
         steps += [
             "torch._dynamo.mark_dynamic(x, 0)  # before the first call, for a varying batch",
             "Or torch.compile(fn, dynamic=True). If it recompiles for every size, a Python "
             "loop or branch over the size specialises the graph: vectorise it.",
         ]
-    if re.search(r"training|grad_mode|GLOBAL_STATE|grad_enabled", text):
+    if _MODE_GUARD.search(text):
         steps.append(
             "Keep one mode per compiled function: compile separate twins for training and "
             "eval (or with and without grad)."

@@ -2,10 +2,12 @@
 
 `probe_graph_breaks` runs `torch._dynamo.explain` on one call of an entry point. Explain gives
 the graphs (and their ops) and, for each graph that ended at a break, the reason and a user
-stack. Two gaps are filled from dynamo's own `graph_breaks` log, captured during the same run:
+stack. Gaps are filled from dynamo's own `graph_breaks` log, captured during the same run:
 explain's reason is sometimes a placeholder ("generic_jump TensorVariable()",
 "comprehension_graph_break") where the log holds the real one, and a break whose preceding
-graph is empty (a `print` on the first line) compiles no graph, so explain never lists it.
+graph is empty (a `print` on the first line) compiles no graph, so explain never lists it; nor
+does it list a second break type at a line it lists (the reconstruction failure, GB0092, a
+`torch._dynamo.graph_break()`, GB0025, causes when a value alive across it cannot be rebuilt).
 
 Each distinct break (same location, same reason) is reported once with its hit count, its
 graph-break id (`GBnnnn`) and the explanation and hints of torch's own registry
@@ -60,7 +62,11 @@ _PLACEHOLDER_REASONS = ("generic_jump", "comprehension_graph_break", "step_unsup
 # Placeholder reasons whose break type dynamo raised under another name in the same place.
 _PLACEHOLDER_GB_TYPE = {"generic_jump": "Data-dependent branching"}
 # Lines dynamo puts before the break type when a break happened inside a call it traced.
-_PREAMBLE = ("Encountered graph break", "*** While handling this graph break")
+_PREAMBLE = (
+    "Encountered graph break",
+    "*** While handling this graph break",
+    "Failed to handle graph break gracefully",
+)
 
 
 @dataclass
@@ -173,44 +179,78 @@ def _parse_log_record(message: str) -> _LogRecord | None:
     )
 
 
+_Place = tuple[str, int]  # (file, line) of the innermost user frame
+_Kind = tuple[_Place, str]  # a place and a break type: one distinct break
+
+
 def _complete_from_log(
     occurrences: list[_Occurrence], records: Sequence[_LogRecord | None]
 ) -> list[_Occurrence]:
-    """Replace placeholder reasons and short stacks; add breaks explain did not list."""
-    by_place: dict[tuple[str, int], list[_LogRecord]] = {}
-    order: dict[tuple[str, int], int] = {}
-    for record in records:
-        if record is not None:
-            place = (record.filename, record.lineno)
-            by_place.setdefault(place, []).append(record)
-            order.setdefault(place, len(order))
+    """Replace placeholder reasons and short stacks; add breaks explain did not list.
 
-    seen: set[tuple[str, int]] = set()
+    The log is read by place and break type: two types at one line (a break and the
+    reconstruction failure it causes) are two breaks, though explain may list only one.
+    """
+    by_kind = _logged_by_kind(records)
+    order = {kind: i for i, kind in enumerate(by_kind)}
+    by_place: dict[_Place, list[_LogRecord]] = {}
+    place_order: dict[_Place, int] = {}
+    for (place, gb_type), logged in by_kind.items():
+        by_place.setdefault(place, []).extend(logged)
+        place_order.setdefault(place, order[place, gb_type])
+
+    seen: set[_Kind] = set()
     for occ in occurrences:
         if not occ.stack:
             continue
         place = (occ.stack[-1].filename, occ.stack[-1].lineno)
-        seen.add(place)
-        occ.order = order.get(place, occ.order)
         logged = by_place.get(place, [])
         if logged and _is_placeholder(occ.text):
-            occ.text = _best_logged_reason(logged)
+            occ.text = _best_logged_reason(logged, prefer=_gb_type(occ.text))
+        kind = _logged_kind(place, _gb_type(occ.text), logged)
+        seen.add(kind)
+        occ.order = order.get(kind, place_order.get(place, occ.order))
         longest = max((r.stack for r in logged), key=len, default=[])
         if len(longest) > len(occ.stack):
             occ.stack = longest
 
-    for place, logged in by_place.items():
-        if place in seen:
+    for kind, logged in by_kind.items():
+        if kind in seen:
             continue
-        stack = max((r.stack for r in logged), key=len) or [code_location(*place)]
+        place = kind[0]
+        stack = max((r.stack for r in by_place[place]), key=len) or [code_location(*place)]
         occurrences.append(
-            _Occurrence(text=_best_logged_reason(logged), stack=stack, order=order[place])
+            _Occurrence(text=_best_logged_reason(logged), stack=stack, order=order[kind])
         )
     return occurrences
 
 
-def _best_logged_reason(logged: Sequence[_LogRecord]) -> str:
-    """The first logged reason torch's registry knows, else the first one."""
+def _logged_by_kind(records: Sequence[_LogRecord | None]) -> dict[_Kind, list[_LogRecord]]:
+    """The log's records by place and break type, in the order dynamo first met each."""
+    by_kind: dict[_Kind, list[_LogRecord]] = {}
+    for record in records:
+        if record is not None:
+            place = (record.filename, record.lineno)
+            by_kind.setdefault((place, _gb_type(record.text)), []).append(record)
+    return by_kind
+
+
+def _logged_kind(place: _Place, gb_type: str, logged: Sequence[_LogRecord]) -> _Kind:
+    """The logged break that explain's break at `place` is.
+
+    Its own type when the log has it there; else (explain and the log name the break
+    differently, as an older torch without the registry may) the one the log would report.
+    """
+    if not logged or any(_gb_type(r.text) == gb_type for r in logged):
+        return place, gb_type
+    return place, _gb_type(_best_logged_reason(logged))
+
+
+def _best_logged_reason(logged: Sequence[_LogRecord], prefer: str | None = None) -> str:
+    """The first logged reason of type `prefer`, else the first the registry knows, or the first."""
+    for record in logged:
+        if prefer is not None and _gb_type(record.text) == prefer:
+            return record.text
     for record in logged:
         if _gb_type(record.text) in _registry():
             return record.text

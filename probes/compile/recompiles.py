@@ -17,6 +17,7 @@ not timed, or after timing.
 
 from __future__ import annotations
 
+import ast
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,8 @@ from probes.records.location import SourceLocation
 _COMPILE_ID = re.compile(r"^\s*\d+/\d+:\s*")
 _GUARD_SOURCE = re.compile(r"#\s*(?P<file>[^#]+?):(?P<line>\d+) in (?P<func>\S+)\s*$")
 _LIMIT_EXCEEDED = "recompile limit exceeded"
+# A symbol in a size the graph leaves symbolic ("s77", "2*s77"); a specialised size reads "3".
+_SYMBOL = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,31 @@ def _recompile(metrics: Any, entry_function: str) -> Recompile:
         reason=metrics.recompile_reason.strip().splitlines()[0],
         limit_hit=_is_limit(metrics),
         compile_s=compile_seconds(metrics),
+        symbolic_sizes=_symbolic_sizes(metrics),
     )
+
+
+def _symbolic_sizes(metrics: Any) -> dict[str, str]:
+    """The sizes a compile's graph leaves symbolic: {"l_x_[0]": "s77"}, one tensor per symbol.
+
+    Dynamo records every graph tensor's size as `str({name: [size, ...]})`, in graph order
+    (inputs first), a symbolic size as its expression. After a size guard failed, automatic
+    dynamic shapes compile the frame again with that size as a symbol, unless the code
+    specialises on it (a loop over the batch): then the size reads as a number again.
+    """
+    try:
+        shapes = ast.literal_eval(getattr(metrics, "graph_node_shapes", None) or "{}")
+    except (ValueError, SyntaxError):  # another torch's format: no figure rather than a wrong one
+        return {}
+    found: dict[str, str] = {}
+    if not isinstance(shapes, dict):
+        return found
+    for name, sizes in shapes.items():
+        for dim, size in enumerate(sizes if isinstance(sizes, (list, tuple)) else []):
+            for symbol in _SYMBOL.findall(size if isinstance(size, str) else ""):
+                if symbol not in found.values():
+                    found[f"{name}[{dim}]"] = symbol
+    return found
 
 
 def _is_recompile(metrics: Any) -> bool:

@@ -21,7 +21,7 @@ the recorded section the rules (`analyzer.rules.compile`) and renderers
           #                 "limit_hit", "seconds", "error",
           #                 "recompiles": [Recompile: {"compile_id", "function", "guard",
           #                                "guard_source", "location", "reason",
-          #                                "limit_hit"}]}]}
+          #                                "limit_hit", "compile_s", "symbolic_sizes"}]}]}
     }
 
 `probes["benchmark"]["capture"]` (when present): `{"<entry point>": Capture.summary()}` with
@@ -130,6 +130,10 @@ class Recompile:
     reason: str  # dynamo's recompile reason, first line
     limit_hit: bool = False  # refused: the function had reached the recompile limit
     compile_s: float | None = None  # what this recompile cost (torch's figure, forward)
+    # The sizes the recompiled graph leaves symbolic (automatic dynamic shapes), as dynamo names
+    # the graph's tensors: {"l_x_[0]": "s77"}, the first tensor dimension of each symbol. Empty
+    # when every size is a number (a size torch specialised on, or a guard not on sizes).
+    symbolic_sizes: dict[str, str] = field(default_factory=dict)
 
 
 def batch_size_scenario(size: int, other: int) -> str:
