@@ -179,7 +179,9 @@ PRECISION_SETTING_MISMATCH = Rule(
         "Records the numeric settings of every run (TF32 / `fp32_precision`,",
         "`torch.get_float32_matmul_precision()`, cuDNN TF32, deterministic algorithms) and, on",
         "CUDA, repeats the eager/compiled comparison with TF32 off on both sides and on on",
-        "both sides.",
+        "both sides. In triage, flags a float32 CUDA report whose differences are of the size",
+        "TF32 gives (with the TF32 settings it states, or PyTorch's defaults, named as",
+        "assumed) and ranks it before numerical-divergence.",
     ),
     why_it_matters=prose(
         "TF32 keeps 10 mantissa bits of matmul and convolution inputs, about 1e-3 relative",
