@@ -33,6 +33,7 @@ from analyzer.runner.settings import (
 from analyzer.runner.settings import out_dir as resolve_out_dir
 from probes.errors import TargetError
 from probes.records.benchmark import BenchmarkSettings
+from probes.records.names import DEFAULT_DTYPE
 from probes.records.speed import WHAT_IF_AUTO
 from probes.targets.module import DEFAULT_COMPILE_HOW, ModuleRunDefaults, module_target
 
@@ -54,6 +55,8 @@ def diagnose_module(
     what_if: str | Iterable[str] = WHAT_IF_AUTO,
     compile_lever: str | Iterable[str] = WHAT_IF_AUTO,
     bisect: bool | None = None,
+    dtype: str = DEFAULT_DTYPE,
+    cosine: bool = False,
 ) -> Diagnosis:
     """Diagnose `torch.compile` on `model` called with `inputs`; return the `Diagnosis`.
 
@@ -90,6 +93,12 @@ def diagnose_module(
             compiler stage that makes the outputs diverge. None: when the divergence probe's
             localized module reproduces the divergence compiled alone; True: also on the whole
             entry point when none does; False: never. Each test is one compile.
+        dtype: "float32", "bfloat16" or "float16": the dtype the model copy and the
+            floating-point tensors of its inputs are cast to. Outputs are compared with an fp64
+            reference by the harness's criterion for that dtype (tolerance 1e-3 in low
+            precision).
+        cosine: pass compiled outputs on a cosine similarity of 0.99 with eager instead of the
+            fp64 RMSE check (the harness's --cosine).
 
     Returns:
         The `Diagnosis`: `findings` (each with `.code`, `.name`, `.severity`, `.evidence`,
@@ -112,6 +121,7 @@ def diagnose_module(
             train_inputs=train_inputs,
             device=device,
             seed=benchmark.seed,
+            dtype=dtype,
         )
     except TargetError as error:
         raise UsageError(str(error)) from None
@@ -127,4 +137,5 @@ def diagnose_module(
         what_if=what_ifs,
         compile_lever=levers,
         bisect=bisect,
+        cosine=cosine,
     )

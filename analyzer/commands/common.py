@@ -21,7 +21,7 @@ from analyzer.runner.settings import (
     what_if_request,
 )
 from probes.records.compile_time import LEVERS, PORTABLE_CACHE
-from probes.records.names import DEFAULT_SEED
+from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES
 from probes.records.speed import MAX_AUTOTUNE, WHAT_IF_AUTO, WHAT_IFS
 
 if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
@@ -59,6 +59,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--mode", default="default", choices=MODES, help="torch.compile mode")
     parser.add_argument("--backend", default="inductor", help="torch.compile backend")
+    parser.add_argument(
+        "--dtype",
+        default=DEFAULT_DTYPE,
+        choices=DTYPES,
+        help="the floating-point dtype the model and its inputs are cast to (compared with an "
+        "fp64 reference by the harness's criterion for that dtype)",
+    )
     parser.add_argument("--iters-inference", type=positive_int, help="timed inference calls")
     parser.add_argument("--iters-training", type=positive_int, help="timed training steps")
     parser.add_argument("--warmup", type=positive_int, help="untimed calls before timing")
@@ -74,6 +81,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="always walk the modules for the first one where compiled and eager part ways "
         "(by default only when outputs diverge beyond the fp64 criterion without random numbers)",
+    )
+    parser.add_argument(
+        "--cosine",
+        action="store_true",
+        help="pass compiled outputs on a cosine similarity of 0.99 with eager instead of the "
+        "fp64 RMSE check (the dynamo benchmark harness's --cosine)",
     )
     parser.add_argument(
         "--bisect",
@@ -212,6 +225,7 @@ def diagnose_and_show(
             progress=progress,
             localize=args.localize,
             bisect=args.bisect,
+            cosine=args.cosine,
             rng_what_if=args.rng_what_if,
             what_if=args.what_if,
             compile_lever=args.compile_lever,

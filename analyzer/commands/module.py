@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from analyzer.commands.common import add_run_options, diagnose_and_show
 from analyzer.errors import UsageError
 from probes.errors import error_line
+from probes.records.names import DEFAULT_DTYPE
 
 if TYPE_CHECKING:
     from probes.targets.target import Target
@@ -83,18 +84,21 @@ def run_module(args: argparse.Namespace) -> int:
                 train_inputs=made.train_inputs,
                 device=device,
                 seed=args.seed,
+                dtype=args.dtype,
             )
         except TargetError as error:
             raise UsageError(f"{args.spec}: {error}") from None
         # A fresh process calls the factory again: a loss defined inside it does not pickle.
-        recipe = (str(path.resolve()), factory_name, str(device), args.seed)
+        recipe = (str(path.resolve()), factory_name, str(device), args.seed, args.dtype)
         target.recipe = TargetRecipe(f"{__name__}:{rebuild_target.__name__}", recipe)
         return target, ModuleRunDefaults()
 
     return diagnose_and_show(args, settings, build, out_dir)
 
 
-def rebuild_target(path: str, factory_name: str, device: str, seed: int) -> Target:
+def rebuild_target(
+    path: str, factory_name: str, device: str, seed: int, dtype: str = DEFAULT_DTYPE
+) -> Target:
     """The target `compile-diagnose module` built, built again (in another process)."""
     from probes.targets.module import module_target
 
@@ -106,6 +110,7 @@ def rebuild_target(path: str, factory_name: str, device: str, seed: int) -> Targ
         train_inputs=made.train_inputs,
         device=device,
         seed=seed,
+        dtype=dtype,
     )
 
 

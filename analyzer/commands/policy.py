@@ -82,6 +82,7 @@ def run_policy(args: argparse.Namespace) -> int:
         dataset_root=args.dataset_root,
         seed=args.seed,
         compile_how=args.compile_how,
+        dtype=args.dtype,
     )
 
     def build():

@@ -39,7 +39,7 @@ from probes.records.divergence import (
     TF32_ON,
     UNTESTED,
 )
-from probes.records.names import BENCHMARK, DIVERGENCE
+from probes.records.names import BENCHMARK, DEFAULT_DTYPE, DIVERGENCE, LOW_PRECISION_DTYPES
 from probes.records.reference import REFERENCE_TOLERANCE
 from probes.records.serialize import as_number
 
@@ -141,7 +141,9 @@ TOLERANCE_TOO_STRICT = Rule(
     default_severity=Severity.INFO,
     what_it_does=prose(
         "Flags a failed absolute threshold where compiled is as close to an fp64 reference as",
-        "eager is. In triage, flags an absolute threshold on a loss or an action that lies",
+        "eager is. In float16 or bfloat16 (`--dtype`) it says when compiled is the closer of",
+        "the two (Inductor keeps float32 inside a fused kernel and rounds once): not a",
+        "divergence. In triage, flags an absolute threshold on a loss or an action that lies",
         "within the rounding noise of fp32 on the report's device.",
     ),
     why_it_matters=prose(
@@ -504,9 +506,11 @@ def tolerance_too_strict(section: Mapping[str, Any], benchmark: Mapping[str, Any
     threshold = as_number((benchmark.get("settings") or {}).get("tolerance")) or REFERENCE_TOLERANCE
     found = []
     evaluated = scenario(section, EVAL)
-    action = _tolerance(evaluated, threshold, as_number(benchmark.get("action_diff")), ACTION)
+    dtype = str(section.get("dtype") or DEFAULT_DTYPE)
+    measured = as_number(benchmark.get("action_diff"))
+    action = _tolerance(evaluated, threshold, measured, ACTION, dtype)
     found += [action] if action else []
-    loss = _tolerance(_training_without_rng(section), threshold, None, LOSS)
+    loss = _tolerance(_training_without_rng(section), threshold, None, LOSS, dtype)
     found += [loss] if loss else []
     return found
 
@@ -521,7 +525,11 @@ def _training_without_rng(section: Mapping[str, Any]) -> Mapping[str, Any] | Non
 
 
 def _tolerance(
-    item: Mapping[str, Any] | None, threshold: float, measured: float | None, label: str
+    item: Mapping[str, Any] | None,
+    threshold: float,
+    measured: float | None,
+    label: str,
+    dtype: str,
 ) -> Finding | None:
     primary = output(item, label) if item else None
     if item is None or primary is None or not _as_close_as_eager(primary):
@@ -531,6 +539,14 @@ def _tolerance(
         diff = max(diff, measured)
     if diff < threshold:
         return None
+    ratio = as_number(primary.get("error_ratio"))
+    closer = ""
+    if dtype in LOW_PRECISION_DTYPES and ratio is not None and ratio < 1.0:
+        closer = (
+            f" Compiled is the closer of the two to the exact result ({times(ratio)} of eager's "
+            f"error), as when Inductor computes a fused chain of ops in float32 and rounds to "
+            f"{dtype} once, where eager rounds after every op."
+        )
     return make_finding(
         TOLERANCE_TOO_STRICT,
         confidence="high",
@@ -541,7 +557,7 @@ def _tolerance(
             f"RMSE {sci(primary.get('compiled_rmse_vs_fp64'), NOT_MEASURED)} against eager's "
             f"{sci(primary.get('eager_rmse_vs_fp64'), NOT_MEASURED)}, "
             f"{times(primary.get('error_ratio'), NOT_MEASURED)}): both programs are correct to "
-            "fp32 rounding; the threshold is not."
+            f"{dtype} rounding; the threshold is not.{closer}"
         ),
         evidence={
             "scenario": item.get("name"),
@@ -549,7 +565,8 @@ def _tolerance(
             "threshold_abs": threshold,
             "eager_rmse_vs_fp64_abs": as_number(primary.get("eager_rmse_vs_fp64")),
             "compiled_rmse_vs_fp64_abs": as_number(primary.get("compiled_rmse_vs_fp64")),
-            "error_ratio_x": as_number(primary.get("error_ratio")),
+            "error_ratio_x": ratio,
+            "dtype": dtype,
         },
         next_steps=[STEP_FP64],
         impact_error=diff,

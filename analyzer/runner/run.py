@@ -100,6 +100,7 @@ class DiagnosisRun:
         progress: Progress = lambda _: None,
         localize: bool | None = None,
         bisect: bool | None = None,
+        cosine: bool = False,
         probes: Collection[str] | None = None,
         rng_what_if: bool | None = None,
         what_if: str | Collection[str] = WHAT_IF_AUTO,
@@ -114,6 +115,7 @@ class DiagnosisRun:
         self.probes = probes  # the names of the probes to run; None runs them all
         self.localize = localize
         self.bisect = bisect  # None: when a localized module reproduces the divergence alone
+        self.cosine = cosine  # the harness's --cosine instead of the fp64 check
         self.compile_settings = compile_settings
         self.benchmark_settings = benchmark_settings
         self.diagnosis = diagnosis
@@ -421,6 +423,7 @@ class DiagnosisRun:
             self.compile_settings,
             localize=self.localize,
             bisect=self.bisect,
+            cosine=self.cosine,
             compiled=self.benchmark.compiled,
             seed=self.benchmark_settings.seed,
             what_ifs=what_ifs,

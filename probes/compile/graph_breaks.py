@@ -35,12 +35,6 @@ from typing import Any
 import torch
 import torch._dynamo
 
-from probes.compile.stack import (
-    code_location,
-    frames_of_summaries,
-    parse_stack_lines,
-    user_code_stack,
-)
 from probes.logs import messages_logged
 from probes.records.compile import (
     DATA_DEPENDENT_BRANCH,
@@ -54,6 +48,12 @@ from probes.records.compile import (
     GraphBreakReport,
 )
 from probes.records.location import SourceLocation
+from probes.stack import (
+    code_location,
+    frames_of_summaries,
+    parse_stack_lines,
+    user_code_stack,
+)
 
 _LOG_HEAD = re.compile(r"in user code at (?P<file>.+):(?P<line>\d+)\s*$")
 _DOC_URL = re.compile(r"please visit: (?P<url>\S+)")

@@ -29,15 +29,15 @@ import torch._dynamo
 import torch._dynamo.utils as dynamo_utils
 
 from probes.compile.capture import compile_seconds, compiles_during
-from probes.compile.stack import (
+from probes.errors import error_line
+from probes.records.compile import Recompile, RecompileReport, ScenarioRecompiles
+from probes.records.location import SourceLocation
+from probes.stack import (
     code_location,
     is_torch_file,
     parse_stack_lines,
     user_code_stack,
 )
-from probes.errors import error_line
-from probes.records.compile import Recompile, RecompileReport, ScenarioRecompiles
-from probes.records.location import SourceLocation
 
 _COMPILE_ID = re.compile(r"^\s*\d+/\d+:\s*")
 _GUARD_SOURCE = re.compile(r"#\s*(?P<file>[^#]+?):(?P<line>\d+) in (?P<func>\S+)\s*$")

@@ -50,6 +50,14 @@ def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(diff.abs().max()) if diff.numel() else 0.0
 
 
+def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Of the two flattened in float32, as `same(..., cos_similarity=True)` computes it."""
+    if a.numel() == 0:
+        return 1.0
+    flat_a, flat_b = (t.detach().flatten().to(torch.float32) for t in (a, b))
+    return float(torch.nn.functional.cosine_similarity(flat_a, flat_b, dim=0, eps=1e-6))
+
+
 def max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
     """max |a - b| over max |b|: relative to the tensor's scale, not to each element."""
     scale = float(b.detach().to(torch.float64).abs().max()) if b.numel() else 0.0
@@ -69,7 +77,8 @@ def compare(
 ) -> OutputComparison:
     """Apply the criterion to one output; without an fp64 reference only allclose can pass."""
     eager, compiled = eager.detach(), compiled.detach()
-    multiplier = criterion.multiplier(eager.numel(), eager.dtype in REDUCED_PRECISION)
+    reduced = criterion.low_precision or eager.dtype in REDUCED_PRECISION
+    multiplier = criterion.multiplier(eager.numel(), reduced)
     within = bool(
         torch.allclose(
             eager.to(torch.float64),
@@ -80,11 +89,14 @@ def compare(
         )
     )
     eager_error = compiled_error = bound = None
+    cosine = cosine_similarity(eager, compiled)
     passes = within
     if fp64 is not None:
         eager_error, compiled_error = rmse(eager, fp64), rmse(compiled, fp64)
         bound = multiplier * eager_error + criterion.floor
         passes = within or compiled_error <= bound
+    if criterion.cosine:  # the harness's --cosine replaces the fp64 check
+        passes = within or cosine >= criterion.cosine_threshold
     return OutputComparison(
         name=name,
         shape=list(eager.shape),
@@ -100,6 +112,7 @@ def compare(
         within_allclose=within,
         passes=passes,
         eager_value=float(eager) if eager.numel() == 1 else None,
+        cosine_similarity=cosine,
     )
 
 

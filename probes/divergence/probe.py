@@ -59,6 +59,7 @@ from probes.records.divergence import (
     Localization,
     PrecisionCheck,
     RngAttribution,
+    criterion_for,
     failing_without_random_numbers,
     with_multiplier,
 )
@@ -111,6 +112,7 @@ def probe_divergence(
     compiled: nn.Module | None = None,
     rmse_multiplier: float | None = None,
     tolerance: float | None = None,
+    cosine: bool = False,
     seed: int = DEFAULT_SEED,
     check_precision: bool = True,
     what_ifs: Sequence[str] = RNG_FREE,
@@ -125,14 +127,15 @@ def probe_divergence(
     localized module reproduces the divergence compiled alone; True also bisects the whole entry
     point when no module was confirmed; False never. `compiled`: the copy the diagnosis already
     compiled with `settings` (its "eval" and "as-is" scenarios then cost no compile).
-    `rmse_multiplier` replaces same()'s 2x / 3x, `tolerance` its 1e-4. `check_precision`: the
+    `rmse_multiplier` replaces same()'s 2x / 3x, `tolerance` its 1e-4 (1e-3 for a target in
+    float16 or bfloat16), `cosine` its fp64 check by a cosine similarity of 0.99 (the harness's
+    --cosine). `check_precision`: the
     TF32 scenarios (CUDA only). `what_ifs`: which random-number what-ifs to compile for the
     training attribution (each is a full compile of the training step: on a CPU one may be all
     a budget allows).
     Resets dynamo: see the module docstring.
     """
-    criterion = Fp64Criterion() if tolerance is None else Fp64Criterion(tolerance=tolerance)
-    criterion = with_multiplier(criterion, rmse_multiplier)
+    criterion = with_multiplier(criterion_for(target.dtype, tolerance, cosine), rmse_multiplier)
     report = DivergenceReport(
         target=target.name,
         device=str(target.device),
@@ -142,6 +145,7 @@ def probe_divergence(
         criterion_rule=criterion.rule(),
         seed=seed,
         numerics=numerics_now(),
+        dtype=target.dtype,
         dropout=dropout_sites(target.module),
     )
     scenarios = ScenarioRunner(target, settings, criterion, seed, compiled)

@@ -5,8 +5,9 @@ as JSON under `probes["divergence"]`, and the rules (`analyzer.rules.divergence`
 read it from there. The recorded section::
 
     {"target", "device", "torch_version", "compile", "seed",
+     "dtype": "float32" | "bfloat16" | "float16",
      "criterion": {"tolerance", "multiplier_large", "multiplier_small", "small_below",
-                   "error_measure", "source"},
+                   "error_measure", "source", "low_precision", "cosine", "cosine_threshold"},
      "criterion_rule": str,
      "numerics": NumericSettings | None,
      "verdict": "none" | "rng" | "arithmetic" | "both" | "untested" | "unknown",     (*)
@@ -20,7 +21,7 @@ read it from there. The recorded section::
          "outputs": [{"name", "shape", "max_abs_diff", "max_rel_diff", "rmse_diff",
                       "eager_rerun_max_abs_diff", "eager_rmse_vs_fp64",
                       "compiled_rmse_vs_fp64", "multiplier", "error_ratio", "bound",
-                      "within_allclose", "passes", "eager_value"}]}],
+                      "within_allclose", "passes", "eager_value", "cosine_similarity"}]}],
      "attribution": {"verdict", "explanation",                                        (*)
                      "loss_diff": {scenario: float},
                      "max_gradient_diff": {scenario: float}, "passes": {scenario: bool}}
@@ -69,7 +70,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probes.records.environment import NumericSettings
-from probes.records.names import INFERENCE, TRAINING
+from probes.records.names import DEFAULT_DTYPE, INFERENCE, LOW_PRECISION_DTYPES, TRAINING
 
 # --- scenarios: one comparison each, under one setting ---------------------------------------
 
@@ -114,6 +115,15 @@ HARNESS_SOURCE = (
     "torch._dynamo.utils.same(eager, compiled, fp64_ref, tol), as PyTorch's dynamo benchmark "
     "harness applies it (benchmarks/dynamo/common.py, check_accuracy)"
 )
+# The harness's tolerance in float16 / bfloat16: torchbench.py's for --float16 / --amp, and
+# huggingface.py's and timm_models.py's for inference (get_tolerance_and_cosine_flag).
+LOW_PRECISION_TOLERANCE = 1e-3
+LOW_PRECISION_SOURCE = (
+    HARNESS_SOURCE + ", with the tolerance its suites give float16, bfloat16 and AMP runs "
+    "(1e-3: torchbench.py, huggingface.py and timm_models.py, get_tolerance_and_cosine_flag)"
+)
+# same(..., cos_similarity=True), the harness's --cosine: passes at this cosine similarity.
+COSINE_THRESHOLD = 0.99
 # A module whose relative error grows this much from its inputs to its output adds error of its
 # own, even when its inputs already fail the criterion.
 GROWTH_ADDS_ERROR = 10.0
@@ -129,6 +139,12 @@ class Fp64Criterion:
     small_below: int = 1000
     error_measure: str = "RMSE against an fp64 eager reference"
     source: str = HARNESS_SOURCE
+    # The model runs in float16 / bfloat16: every output gets the larger multiplier, as same()
+    # gives a result in those dtypes (an output cast up to float32 on its way out included).
+    low_precision: bool = False
+    # The harness's --cosine: cosine similarity of eager and compiled instead of the fp64 RMSE.
+    cosine: bool = False
+    cosine_threshold: float = COSINE_THRESHOLD
 
     @property
     def floor(self) -> float:
@@ -140,12 +156,32 @@ class Fp64Criterion:
         return self.multiplier_small if small else self.multiplier_large
 
     def rule(self) -> str:
+        if self.cosine:
+            return (
+                f"compiled passes when allclose(eager, compiled, atol=rtol={self.tolerance:g}), "
+                f"or cosine_similarity(eager, compiled) >= {self.cosine_threshold:g} "
+                "(the harness's --cosine; fp64 not consulted)"
+            )
         return (
             f"compiled passes when allclose(eager, compiled, atol=rtol={self.tolerance:g}), or "
             f"RMSE(compiled, fp64) <= m * RMSE(eager, fp64) + {self.floor:g}, "
             f"m = {self.multiplier_large:g} (fp32, >= {self.small_below} elements) or "
             f"{self.multiplier_small:g} (fewer, or fp16/bf16)"
         )
+
+
+def criterion_for(
+    dtype: str, tolerance: float | None = None, cosine: bool = False
+) -> Fp64Criterion:
+    """The harness's criterion for outputs in `dtype`; `tolerance` replaces its allclose tol."""
+    low = dtype in LOW_PRECISION_DTYPES
+    criterion = Fp64Criterion(
+        tolerance=LOW_PRECISION_TOLERANCE if low else HARNESS_TOLERANCE,
+        source=LOW_PRECISION_SOURCE if low else HARNESS_SOURCE,
+        low_precision=low,
+        cosine=cosine,
+    )
+    return criterion if tolerance is None else dataclasses.replace(criterion, tolerance=tolerance)
 
 
 def with_multiplier(criterion: Fp64Criterion, multiplier: float | None) -> Fp64Criterion:
@@ -181,6 +217,7 @@ class OutputComparison:
     within_allclose: bool
     passes: bool
     eager_value: float | None = None  # scalars only (a loss), for scale
+    cosine_similarity: float | None = None  # of eager and compiled, flattened, as same() takes it
 
 
 @dataclass
@@ -408,6 +445,7 @@ class DivergenceReport:
     criterion_rule: str
     seed: int
     numerics: NumericSettings | None
+    dtype: str = DEFAULT_DTYPE  # the model's and inputs' floating-point dtype
     scenarios: list[DivergenceScenario] = field(default_factory=list)
     attribution: RngAttribution | None = None  # None: the target has no training entry point
     dropout: DropoutSites | None = None  # the dropout the module draws for in train mode

@@ -16,6 +16,11 @@ SIDES = (EAGER, COMPILED)
 # The seed of weights, batches and per-step draws, as the reference script's.
 DEFAULT_SEED = 42
 
+# The floating-point dtypes a target can run in (`--dtype`), by torch's names.
+DEFAULT_DTYPE = "float32"
+LOW_PRECISION_DTYPES = ("bfloat16", "float16")
+DTYPES = (DEFAULT_DTYPE, *LOW_PRECISION_DTYPES)
+
 # Probe names as `diagnosis.json` records them under "probes", in the order a run takes them.
 GRAPH_BREAKS = "graph_breaks"
 BENCHMARK = "benchmark"

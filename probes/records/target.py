@@ -13,3 +13,4 @@ BATCH_SIZE = "batch_size"
 BATCH_SOURCE = "batch_source"  # where the inputs come from, in words
 WEIGHTS = "weights"  # where the weights come from, in words
 PARAMETERS = "parameters"  # parameter count
+DTYPE = "dtype"  # the floating-point dtype the model and its inputs were cast to

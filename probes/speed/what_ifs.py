@@ -47,7 +47,12 @@ from probes.divergence.runs import (
 )
 from probes.errors import error_line
 from probes.records.benchmark import BenchmarkSettings
-from probes.records.divergence import GRAD_PREFIX, Fp64Criterion, OutputComparison
+from probes.records.divergence import (
+    GRAD_PREFIX,
+    Fp64Criterion,
+    OutputComparison,
+    criterion_for,
+)
 from probes.records.names import INFERENCE, TRAINING
 from probes.records.speed import (
     COMPILED_OPTIMIZER,
@@ -371,7 +376,7 @@ def run_what_ifs(
     recorded as not checked, with the command that checks it. A what-if that fails is recorded
     with its error and the others run.
     """
-    criterion = criterion or Fp64Criterion()
+    criterion = criterion or criterion_for(target.dtype)
     reference = InferenceReference(target, settings.seed)
     results: list[WhatIfResult] = []
     timed: list[tuple[WhatIfRun, WhatIfResult]] = []

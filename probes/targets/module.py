@@ -25,7 +25,8 @@ from torch.utils._pytree import tree_flatten, tree_map
 from probes.errors import TargetError, error_line
 from probes.records import target as description_keys
 from probes.records.compile import batch_size_scenario
-from probes.records.names import DEFAULT_SEED, INFERENCE, TRAINING
+from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, INFERENCE, TRAINING
+from probes.targets.dtype import cast_inputs, torch_dtype
 from probes.targets.target import CompileSettings, OtherBatch, Target, TargetRecipe
 
 # module: torch.compile(model), the wrapper most code writes; inplace: model.compile(), which
@@ -84,8 +85,12 @@ def module_target(
     device: str | torch.device = "cpu",
     name: str | None = None,
     seed: int = DEFAULT_SEED,
+    dtype: str = DEFAULT_DTYPE,
 ) -> Target:
     """A target for `model` called with `inputs`; with `loss_fn`, a training entry point too.
+
+    `dtype`: the floating-point dtype the model and the floating-point tensors of its inputs are
+    cast to (`probes.targets.dtype`).
 
     Raises `TargetError` (one line) when the arguments do not fit together: not a module, inputs
     of another type, `train_inputs` without `loss_fn`, a model that fails on its inputs, or a
@@ -98,16 +103,18 @@ def module_target(
     if loss_fn is not None and not callable(loss_fn):
         raise TargetError(f"loss_fn must be callable (output -> scalar tensor), not {loss_fn!r}")
     device = _device(device)
-    module = copy.deepcopy(model).to(device)  # the caller's model stays where it was
-    inference = _as_call(inputs, "inputs", device)
+    # the caller's model stays where it was, in its own dtype
+    module = copy.deepcopy(model).to(device=device, dtype=torch_dtype(dtype))
+    inference = _as_call(cast_inputs(inputs, dtype), "inputs", device)
     training = None
     if loss_fn is not None:
-        training = _as_call(
-            inputs if train_inputs is None else train_inputs, "train_inputs", device
-        )
+        given = inputs if train_inputs is None else train_inputs
+        training = _as_call(cast_inputs(given, dtype), "train_inputs", device)
     _check_calls(module, inference, training, loss_fn)
     name = name or type(model).__name__
     target = _target(name, module, device, inference, training, loss_fn, seed)
+    target.dtype = dtype
+    target.description[description_keys.DTYPE] = dtype
     target.recipe = TargetRecipe(
         f"{__name__}:{module_target.__name__}",
         (model, inputs),
@@ -117,6 +124,7 @@ def module_target(
             "device": str(device),
             "name": name,
             "seed": seed,
+            "dtype": dtype,
         },
     )
     return target

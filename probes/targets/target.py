@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from probes.records.names import INFERENCE, TRAINING
+from probes.records.names import DEFAULT_DTYPE, INFERENCE, TRAINING
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,8 @@ class Target:
     recipe: TargetRecipe | None = None
     # Inference at another batch size; None where the inputs have no batch dimension to halve.
     other_batch: OtherBatch | None = None
+    # The floating-point dtype the module and its inputs run in (`probes.targets.dtype`).
+    dtype: str = DEFAULT_DTYPE
 
     @property
     def entry_points(self) -> list[str]:

@@ -21,7 +21,8 @@ from torch import nn
 from probes.errors import TargetError
 from probes.records import target as description_keys
 from probes.records.compile import batch_size_scenario
-from probes.records.names import DEFAULT_SEED, INFERENCE, TRAINING
+from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, INFERENCE, TRAINING
+from probes.targets.dtype import cast_inputs, check_runs_in_dtype, torch_dtype
 from probes.targets.lerobot.batches import (
     QUEUE_TRACE_HANGS,
     current_observations,
@@ -66,6 +67,7 @@ class PolicyRequest:
     dataset_root: str | None = None
     seed: int = DEFAULT_SEED
     compile_how: str = DEFAULT_COMPILE_HOW
+    dtype: str = DEFAULT_DTYPE  # the policy's floating-point parameters and batches cast to it
 
 
 @dataclass
@@ -96,8 +98,10 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
     dataset = None if request.dataset_root is None else read_dataset(Path(request.dataset_root))
     torch.manual_seed(request.seed)  # the same random initial weights on every run
     config, policy, preprocessor = _config_and_policy(spec, preset, request, dataset)
-    policy = policy.to(request.device)
+    policy = policy.to(device=request.device, dtype=torch_dtype(request.dtype))
     batches = _batches(config, batch_size, request, dataset, preprocessor)
+    batches.inference = cast_inputs(batches.inference, request.dtype)
+    batches.training = cast_inputs(batches.training, request.dtype)
     description = {
         description_keys.POLICY: spec.name,
         description_keys.PRESET: preset.name,
@@ -106,6 +110,7 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
         description_keys.BATCH_SIZE: batch_size,
         description_keys.BATCH_SOURCE: batches.source,
         description_keys.PARAMETERS: sum(p.numel() for p in policy.parameters()),
+        description_keys.DTYPE: request.dtype,
         "input_features": {k: list(v.shape) for k, v in config.input_features.items()},
         "output_features": {k: list(v.shape) for k, v in config.output_features.items()},
         "config": config_summary(config),
@@ -121,6 +126,8 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
         request.seed,
     )
     target.recipe = TargetRecipe(f"{__name__}:{rebuild_target.__name__}", (request,))
+    target.dtype = request.dtype
+    check_runs_in_dtype(target, spec.name)
     return target, preset
 
 

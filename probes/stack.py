@@ -19,9 +19,9 @@ import torch
 from probes.records.location import SourceLocation
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
-# This tool's own frames, never the user's: the packages beside `probes/` (probes/compile/ here).
+# This tool's own frames, never the user's: `probes/` and the packages beside it.
 _TOOL_DIRS = tuple(
-    str(Path(__file__).resolve().parents[2] / d) + os.sep for d in ("probes", "analyzer")
+    str(Path(__file__).resolve().parents[1] / d) + os.sep for d in ("probes", "analyzer")
 )
 _RESUME_NAME = re.compile(r"^torch_dynamo_resume_in_(?P<name>.+)_at_\d+$")
 _FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+?)\s*$')
