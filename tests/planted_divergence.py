@@ -289,3 +289,33 @@ class CustomOpStack(nn.Module):
 def custom_op_target() -> Target:
     torch.manual_seed(0)
     return module_target("custom-op-stack", CustomOpStack(), 4, 2)
+
+
+WRONG_RELU_SCALE = 1.01
+
+
+def wrong_relu_lowering() -> Any:
+    """Inductor's lowering of aten.relu replaced by relu(x) * 1.01, inside built-in nn.ReLU."""
+    from torch._inductor import lowering
+
+    return replaced_lowering(
+        torch.ops.aten.relu.default, _scaled_pointwise(lowering.ops.relu, WRONG_RELU_SCALE)
+    )
+
+
+class BuiltinReluStack(nn.Module):
+    """Linear, nn.ReLU, Linear: the module that adds the error is one of torch.nn's own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, DIM)
+        self.act = nn.ReLU()
+        self.head = nn.Linear(DIM, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.first(x)))
+
+
+def builtin_relu_target() -> Target:
+    torch.manual_seed(0)
+    return module_target("builtin-relu-stack", BuiltinReluStack(), 4, 2)

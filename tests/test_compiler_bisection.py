@@ -15,10 +15,12 @@ import pytest
 import torch
 from planted_divergence import (
     PLANTED_PATH,
+    builtin_relu_target,
     custom_op_target,
     planted_target,
     tanh_target,
     wrong_lowering,
+    wrong_relu_lowering,
     wrong_tanh_lowering,
 )
 
@@ -107,6 +109,19 @@ def test_wrong_builtin_lowering_bisects_to_the_tanh_node(tanh_fault):
         BISECT_SUBSYSTEM_VAR: "lowerings",
         BISECT_MAX_VAR: str(bisection["bisect_number"]),
     }
+
+
+def test_a_builtin_module_compiled_alone_compiles_and_bisects_to_its_lowering():
+    # nn.Module.compile() on torch.nn's own ReLU compiles nothing (dynamo skips torch's frames):
+    # the confirmation and the bisection compile it through a frame of their own
+    with wrong_relu_lowering():
+        report = recorded(probe_divergence(builtin_relu_target(), INDUCTOR, what_ifs=()))
+    confirmation = report["localization"]["confirmation"]
+    assert report["localization"]["first_divergent_module"] == "act"
+    assert confirmation["frames_compiled"] >= 1 and confirmation["reproduced"]
+    bisection = report["bisection"]
+    assert (bisection["module_path"], bisection["subsystem"]) == ("act", "lowerings")
+    assert bisection["debug_info"] == "relu"
 
 
 def test_bisection_restores_the_bisector_and_leaves_no_state():

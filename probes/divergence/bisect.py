@@ -40,6 +40,7 @@ from probes.divergence.fp64_reference import float64_copy
 from probes.divergence.runs import (
     RANDOM_NUMBERS_OUT,
     Outputs,
+    compile_alone,
     run_entry,
     run_entry_float64,
     what_if,
@@ -124,7 +125,7 @@ class _StageTest:
         if self.module_path == WHOLE_MODEL:
             return self.target.compiled_copy(self.settings)
         copy = self.target.fresh_copy()
-        copy.get_submodule(self.module_path).compile(**self.settings.compile_kwargs())
+        compile_alone(copy.get_submodule(self.module_path), self.settings)
         return copy
 
 

@@ -29,6 +29,7 @@ from probes.divergence.layer_outputs import LayerRecorder, first_adding_error, w
 from probes.divergence.runs import (
     RANDOM_NUMBERS_OUT,
     Outputs,
+    compile_alone,
     compile_fresh,
     run_entry,
     run_entry_float64,
@@ -135,7 +136,7 @@ def confirm_isolated(
     torch._dynamo.reset()  # a fresh compile, not code cached from the recorded run
     copy = target.fresh_copy()
     try:
-        copy.get_submodule(module_path).compile(**settings.compile_kwargs())
+        compile_alone(copy.get_submodule(module_path), settings)
         with what_if(copy, **RANDOM_NUMBERS_OUT):
             capture, outputs = record_compiles(
                 entry_point, lambda: run_entry(target, entry_point)(copy, seed)

@@ -9,8 +9,10 @@ with torch's generator.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import torch
 import torch._dynamo
@@ -105,6 +107,23 @@ def what_if(
             stack.enter_context(tf32(tf32_enabled))
         sites = stack.enter_context(dropout_disabled(*modules)) if dropout_off else None
         yield sites
+
+
+def _call_through(call_impl: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return call_impl(*args, **kwargs)
+
+
+def compile_alone(module: nn.Module, settings: CompileSettings) -> None:
+    """Compile `module` in place, as `module.compile()` does, but reachable for any module.
+
+    `nn.Module.compile` compiles the module's `_call_impl`, a frame of torch's own file: dynamo
+    does not trace a top-level frame of torch.nn, so a built-in module compiled alone (an
+    `nn.Linear`, an `nn.ReLU`) compiles nothing and runs eager. Here the compiled frame is this
+    file's `_call_through`, which dynamo traces, inlining the module's call as it would inside a
+    model. Later calls of `module` go through it, as after `module.compile()`.
+    """
+    compiled = torch.compile(_call_through, **settings.compile_kwargs())
+    module._compiled_call_impl = functools.partial(compiled, module._call_impl)
 
 
 def compile_fresh(target: Target, settings: CompileSettings) -> nn.Module:
