@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.findings import Severity
-from analyzer.rules.compile import check
+from analyzer.rules.compile import check, recompilation_findings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -126,3 +126,25 @@ def test_a_guard_on_a_python_value_is_a_warning_even_once():
     (recompile,) = scenario(probes, "train then eval")["recompiles"]
     recompile["guard"] = "len(self._action_queue) == 4"
     assert only(probes, "train then eval").severity == Severity.WARNING
+
+
+def test_a_grad_switch_recompiling_each_frame_of_a_broken_function_once_is_by_design():
+    # a graph break splits the function into frames 0 and 1; the grad switch recompiles each once
+    guard = "GLOBAL_STATE changed: grad_mode"
+    report = {
+        "recompile_limit": 8,
+        "scenarios": [
+            {
+                "name": "with and without grad",
+                "recompiles": [
+                    {"compile_id": "0/1", "guard": guard, "function": "forward"},
+                    {"compile_id": "1/1", "guard": guard, "function": "torch_dynamo_resume_in"},
+                ],
+            }
+        ],
+    }
+    (found,) = recompilation_findings("inference", report)
+    assert found.severity == Severity.INFO and found.evidence["by_design"]
+    report["scenarios"][0]["recompiles"].append({"compile_id": "0/2", "guard": guard})
+    (again,) = recompilation_findings("inference", report)
+    assert again.severity == Severity.WARNING

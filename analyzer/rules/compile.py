@@ -9,6 +9,7 @@ from `probes["speed"]` (`probes.records.speed.BreakCost`).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,11 @@ RECOMPILATION = Rule(
         "eval, with and without grad, a second call with a filled action queue) and reports",
         "each recompile with the guard that failed, from",
         "`torch._dynamo.utils.get_compilation_metrics()` or the `recompiles` log, and whether",
-        "the recompile limit was reached (an error when it was). A guard that failed once in a",
-        "scenario, for a change torch handles by design, is info: a size the recompiled graph",
-        "then leaves symbolic (automatic dynamic shapes), a size of 0 or 1 (always specialised),",
-        "or a switch of grad mode, global state or a module's `training` flag, which keeps one",
-        "graph per state.",
+        "the recompile limit was reached (an error when it was). A guard that failed once per",
+        "frame in a scenario, for a change torch handles by design, is info: a size the",
+        "recompiled graph then leaves symbolic (automatic dynamic shapes), a size of 0 or 1",
+        "(always specialised), or a switch of grad mode, global state or a module's `training`",
+        "flag, which keeps one graph per state.",
     ),
     why_it_matters=prose(
         "Dynamo specialises a compiled frame on what it saw (tensor shapes, Python values,",
@@ -478,10 +479,10 @@ def _recompile_severity(limit_hit: bool, by_design: str | None) -> Severity:
 def _by_design(recompiles: Sequence[Mapping[str, Any]]) -> str | None:
     """Why one recompile is one torch makes by design, from its figures; None if it is not.
 
-    Only a guard that failed once in its scenario: one that fails again (every new size of a
+    Only a guard that failed once per frame in its scenario: one that fails again (every size of a
     size the code specialises on, every length of a queue) costs a compile each time.
     """
-    if len(recompiles) != 1:
+    if _most_per_frame(recompiles) != 1:
         return None
     guard = str(recompiles[0].get("guard"))
     symbols = _symbolic_sizes(recompiles)
@@ -506,6 +507,17 @@ def _by_design(recompiles: Sequence[Mapping[str, Any]]) -> str | None:
             "calls in either state reuse a graph."
         )
     return None
+
+
+def _most_per_frame(recompiles: Sequence[Mapping[str, Any]]) -> int:
+    """The most recompiles of one frame. A graph break splits a function into frames (the
+    function and its resume), and a grad switch recompiles each once: once per frame, not twice.
+    A recompile without a compile id counts as a frame of its own."""
+    frames = Counter(
+        str(r["compile_id"]).partition("/")[0] if r.get("compile_id") else f"#{i}"
+        for i, r in enumerate(recompiles)
+    )
+    return max(frames.values(), default=0)
 
 
 def _specialised_size(recompiles: Sequence[Mapping[str, Any]]) -> bool:
