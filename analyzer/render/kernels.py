@@ -29,6 +29,7 @@ from probes.records.kernels import (
     MEMCPY,
     MEMSET,
     OTHER,
+    PERFETTO_UI,
     TRITON,
     WINDOW_FROM_STEPS,
 )
@@ -240,12 +241,20 @@ def kernel_report_view(report: Any) -> RenderableType:
         else:
             ops = compiled.get("top_ops") or []
             parts.append(op_table(ops, per_call=True, title="Compiled: top host ops"))
-    parts.append(
-        _facts_table(
-            [
-                ("Traces", r["tensorboard_logdir"] + " (also open in Perfetto)"),
-                ("View", r["tensorboard_command"]),
-            ]
-        )
-    )
+    parts.append(_facts_table(_trace_rows(r)))
     return Group(*parts)
+
+
+def _trace_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Where the traces are and how to open them: Perfetto first, then TensorBoard."""
+    merged = [(e["name"], e.get("perfetto_trace")) for e in r["entry_points"]]
+    rows = [(f"Perfetto ({name})", path) for name, path in merged if path]
+    if rows:
+        rows.append(
+            (
+                "Open",
+                f"{PERFETTO_UI}, Open trace file: eager above compiled, both from t=0 "
+                "(the file stays in your browser)",
+            )
+        )
+    return [*rows, ("TensorBoard", r["tensorboard_logdir"]), ("View", r["tensorboard_command"])]

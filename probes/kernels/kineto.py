@@ -4,6 +4,10 @@
 whose `traceEvents` list holds the events; the file may be gzipped whatever its name says. Only
 complete events (phase "X") carry a duration, so only they are kept: flow arrows, instants and
 metadata say nothing about where time went. Times stay in microseconds, as in the file.
+
+A trace is read first by the typed reader (`trace_stream`: chunk by chunk, only the fields the
+analysis needs, memory in proportion to the complete events); a file it does not take is read
+whole into Python objects here, event by event, and every way it is not a trace is named.
 """
 
 from __future__ import annotations
@@ -11,47 +15,42 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import zlib
 from pathlib import Path
 from typing import Any
 
-_GZIP_MAGIC = b"\x1f\x8b"
+from probes.kernels.trace_events import (
+    COMPLETE,
+    EventArgs,
+    KinetoTrace,
+    TraceEvent,
+    TraceFormatError,
+    device_names,
+)
+from probes.kernels.trace_stream import GZIP_MAGIC, NotStreamable, read_streamed
 
-
-class TraceFormatError(ValueError):
-    """The file is not a Kineto / Chrome trace that this tool can read."""
-
-
-@dataclass(frozen=True, slots=True)
-class TraceEvent:
-    """One complete ("X") event: a host op, a runtime call, a kernel, a copy, an annotation."""
-
-    name: str
-    category: str
-    ts_us: float
-    dur_us: float
-    pid: int | str
-    tid: int | str
-    args: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def end_us(self) -> float:
-        return self.ts_us + self.dur_us
-
-
-@dataclass
-class KinetoTrace:
-    path: Path
-    events: list[TraceEvent]
-    device_names: list[str]  # from `deviceProperties`; empty for a CPU-only trace
-    other_event_count: int  # flows, instants and metadata, kept only as a count
+__all__ = [
+    "KinetoTrace",
+    "TraceEvent",
+    "TraceFormatError",
+    "is_number",
+    "load_trace",
+    "read_document",
+]
 
 
 def load_trace(path: Path | str) -> KinetoTrace:
     """Parse `path` (`.json` or gzipped JSON); raise TraceFormatError if it is not a trace."""
     path = Path(path)
-    document = _parse_json(path)
+    try:
+        return read_streamed(path)
+    except NotStreamable:
+        return read_whole(path)
+
+
+def read_whole(path: Path) -> KinetoTrace:
+    """The general reader: the whole document as Python objects, each event checked."""
+    document = read_document(path)
     if not isinstance(document, dict) or "traceEvents" not in document:
         raise TraceFormatError(f"{path} is JSON but not a profiler trace (no 'traceEvents' key)")
     raw_events = document["traceEvents"]
@@ -62,27 +61,28 @@ def load_trace(path: Path | str) -> KinetoTrace:
     for index, raw in enumerate(raw_events):
         if not isinstance(raw, dict):
             raise TraceFormatError(f"{path}: event {index} is not an object")
-        if raw.get("ph") != "X":
+        if raw.get("ph") != COMPLETE:
             others += 1
             continue
         events.append(_complete_event(raw, index, path))
     return KinetoTrace(
         path=path,
         events=events,
-        device_names=_device_names(document.get("deviceProperties")),
+        device_names=device_names(document.get("deviceProperties")),
         other_event_count=others,
     )
 
 
-def _parse_json(path: Path) -> Any:
+def read_document(path: Path) -> Any:
+    """The file's JSON (gunzipped first if it is gzip) as Python objects."""
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise TraceFormatError(f"cannot read {path}: {error.strerror or error}") from error
-    if raw.startswith(_GZIP_MAGIC):
+    if raw.startswith(GZIP_MAGIC):
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise TraceFormatError(f"{path} is not a readable gzip file: {error}") from error
     try:
         return json.loads(raw)
@@ -92,7 +92,7 @@ def _parse_json(path: Path) -> Any:
 
 def _complete_event(raw: dict[str, Any], index: int, path: Path) -> TraceEvent:
     ts, dur = raw.get("ts"), raw.get("dur", 0)
-    if not _is_number(ts) or not _is_number(dur):
+    if not is_number(ts) or not is_number(dur):
         raise TraceFormatError(f"{path}: event {index} ('X') has no numeric 'ts' and 'dur'")
     args = raw.get("args")
     return TraceEvent(
@@ -102,19 +102,14 @@ def _complete_event(raw: dict[str, Any], index: int, path: Path) -> TraceEvent:
         dur_us=float(dur),
         pid=raw.get("pid", ""),
         tid=raw.get("tid", ""),
-        args=args if isinstance(args, dict) else {},
+        args=EventArgs(args.get("correlation")) if isinstance(args, dict) else None,
     )
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a trace's times must be."""
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
         and math.isfinite(float(value))
     )
-
-
-def _device_names(properties: Any) -> list[str]:
-    if not isinstance(properties, list):
-        return []
-    return [str(p["name"]) for p in properties if isinstance(p, dict) and "name" in p]

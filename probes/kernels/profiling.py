@@ -4,10 +4,12 @@ Each entry point is a pair of zero-argument callables (eager call, compiled call
 warmed up, then profiled in a run of its own (never a run that is timed) with `torch.profiler`,
 one ProfilerStep per call, and written with `tensorboard_trace_handler` to
 `<out>/tensorboard/eager/` and `<out>/tensorboard/compiled/`: two runs for TensorBoard's PyTorch
-Profiler plugin, with one worker per entry point; the same files open in Perfetto. Each trace is
-then read back with `probes.kernels.trace_summary` and reduced to per-call figures; the same
-traces give the time attribution of `probes.speed.attribution`. The what-ifs that time another
-compile (CUDA graphs among them) are `probes.speed.what_ifs`'.
+Profiler plugin, with one worker per entry point. The two sides of an entry point are also
+merged into one trace for Perfetto, `<out>/traces/<entry point>.perfetto.json` (`perfetto`):
+eager above compiled, both from t=0. Each trace is then read back with
+`probes.kernels.trace_summary` and reduced to per-call figures; the same traces give the time
+attribution of `probes.speed.attribution`. The what-ifs that time another compile (CUDA graphs
+among them) are `probes.speed.what_ifs`'.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ from torch.profiler import (
 )
 
 from probes.kernels.kineto import load_trace
+from probes.kernels.perfetto import write_merged_trace
 from probes.kernels.trace_summary import summarize
 from probes.records.kernels import (
     LAUNCH_BOUND_BUSY,
+    PERFETTO_SUBDIR,
+    PERFETTO_SUFFIX,
     TENSORBOARD_SUBDIR,
     CallProfile,
     EntryPointKernels,
@@ -62,6 +67,7 @@ def profile_kernels(
         raise ValueError(f"calls must be at least 1, got {calls}")
     device = torch.device(device)
     logdir = Path(out_dir).resolve() / TENSORBOARD_SUBDIR
+    perfetto_dir = Path(out_dir).resolve() / PERFETTO_SUBDIR
     results = []
     for name, (eager_call, compiled_call) in entry_points.items():
         profiles = {
@@ -76,7 +82,13 @@ def profile_kernels(
             )
             for side, call in zip(SIDES, (eager_call, compiled_call), strict=True)
         }
-        results.append(EntryPointKernels(name, profiles[EAGER], profiles[COMPILED]))
+        merged = write_merged_trace(
+            {side: profiles[side].trace_path for side in SIDES},
+            perfetto_dir / f"{worker_name(name)}{PERFETTO_SUFFIX}",
+        )
+        results.append(
+            EntryPointKernels(name, profiles[EAGER], profiles[COMPILED], perfetto_trace=str(merged))
+        )
     return KernelTimingReport(
         device=str(device),
         torch_version=torch.__version__,
@@ -90,7 +102,7 @@ def profile_kernels(
 
 
 def worker_name(entry_point: str) -> str:
-    """A file-safe TensorBoard worker name for an entry point."""
+    """A file-safe name for an entry point: its TensorBoard worker and its Perfetto trace."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", entry_point).strip("_") or "call"
 
 

@@ -10,13 +10,19 @@ Rules this module keeps, because getting them wrong double-counts time:
 - A device event belongs to the window when the host call that launched it does (matched by
   CUPTI's `correlation` id), so a kernel that runs after its step's host code is still counted.
 - A trace without device events is a CPU-only trace: its device fields are None, not zero.
+
+A trace of a few training steps holds millions of events, so each question is one pass over
+the events it needs, reading fields directly (`operator.attrgetter` and plain comparisons), and
+the questions about the analysed window's host events read it from `HostEvents`, its events
+put into the few kinds they ask about in a single pass.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import add, attrgetter, neg
 
 from probes.kernels.intervals import union_us
 from probes.kernels.kineto import KinetoTrace, TraceEvent, TraceFormatError
@@ -44,6 +50,7 @@ from probes.records.kernels import (
 GPU_ANNOTATION = "gpu_user_annotation"
 ANNOTATION_CATEGORIES = frozenset({"user_annotation", GPU_ANNOTATION})
 PROFILER_SPAN_CATEGORY = "Trace"  # Kineto's own "PyTorch Profiler (0)" span: not activity
+_NOT_ACTIVITY = ANNOTATION_CATEGORIES | {PROFILER_SPAN_CATEGORY}
 CPU_OP = "cpu_op"
 # Host calls into CUDA; device-side sync events (`cuda_sync`) carry correlation ids too.
 HOST_API_CATEGORIES = frozenset({"cuda_runtime", "cuda_driver"})
@@ -91,21 +98,36 @@ class Window:
     def holds(self, ts_us: float) -> bool:
         return self.start_us <= ts_us <= self.end_us
 
+    def events_in(self, events: Iterable[TraceEvent]) -> list[TraceEvent]:
+        """The events that start in the window, in their order."""
+        start, end = self.start_us, self.end_us
+        return [e for e in events if start <= e.ts_us <= end]
+
+
+_ts = attrgetter("ts_us")
+_dur = attrgetter("dur_us")
+_name = attrgetter("name")
+_thread = attrgetter("pid", "tid")
+
+
+def _ends(events: Sequence[TraceEvent]) -> Iterable[float]:
+    return map(add, map(_ts, events), map(_dur, events))
+
 
 def summarize(trace: KinetoTrace, *, top: int = 10) -> TraceSummary:
     window = analysis_window(trace.events)
     device = device_events_in(trace.events, window)
-    has_device = any(e.category in DEVICE_CATEGORIES for e in trace.events)
+    has_device = bool(device) or any(e.category in DEVICE_CATEGORIES for e in trace.events)
     if device:  # a kernel running past its step's host code stretches the call
         window = Window(
             window.start_us,
-            max(window.end_us, max(e.end_us for e in device)),
+            max(window.end_us, max(_ends(device))),
             window.source,
             window.step_ms,
         )
-    host = [e for e in trace.events if window.holds(e.ts_us)]
+    host = HostEvents.of(window.events_in(trace.events))
     regions = compiled_region_time(host, window)
-    ops = host_op_breakdown(host, top=top)
+    ops = host_op_breakdown(host.cpu_ops, top=top)
     span_ms = window.span_us / 1e3
     summary = TraceSummary(
         source=str(trace.path),
@@ -143,10 +165,46 @@ def summarize(trace: KinetoTrace, *, top: int = 10) -> TraceSummary:
     return summary
 
 
+@dataclass
+class HostEvents:
+    """The analysed window's events of the kinds the host questions ask about, in trace order."""
+
+    cpu_ops: list[TraceEvent] = field(default_factory=list)
+    launches: list[TraceEvent] = field(default_factory=list)  # calls to LAUNCH_APIS
+    compiled_forward: list[TraceEvent] = field(default_factory=list)  # compiled regions
+    compiled_backward: list[TraceEvent] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, events: Iterable[TraceEvent]) -> HostEvents:
+        """One pass: each event to its kind, the kind of each name worked out once."""
+        host = cls()
+        kind_of_name: dict[str, list[TraceEvent] | None] = {}
+        for e in events:
+            if e.category == CPU_OP:
+                host.cpu_ops.append(e)
+            name = e.name
+            try:
+                kind = kind_of_name[name]
+            except KeyError:
+                kind = kind_of_name[name] = host._kind_of(name)
+            if kind is not None:
+                kind.append(e)
+        return host
+
+    def _kind_of(self, name: str) -> list[TraceEvent] | None:
+        if name in LAUNCH_APIS:
+            return self.launches
+        if name.startswith(COMPILED_REGION_PREFIX):
+            return self.compiled_forward
+        if name == COMPILED_BACKWARD:
+            return self.compiled_backward
+        return None
+
+
 def _fill_device_fields(
     summary: TraceSummary,
     device: list[TraceEvent],
-    host: list[TraceEvent],
+    host: HostEvents,
     window: Window,
     top: int,
 ) -> None:
@@ -155,12 +213,12 @@ def _fill_device_fields(
     summary.memcpy_count = counts[MEMCPY]
     summary.memset_count = counts[MEMSET]
     summary.kernel_time_ms = sum(e.dur_us for e in device if e.category == KERNEL) / 1e3
-    summary.device_time_ms = sum(e.dur_us for e in device) / 1e3
+    summary.device_time_ms = sum(map(_dur, device)) / 1e3
     busy_ms = busy_time_us(device, window) / 1e3
     summary.gpu_busy_ms = busy_ms
     summary.gpu_busy_fraction = busy_ms / summary.span_ms if summary.span_ms > 0 else 0.0
     summary.gpu_idle_ms = summary.span_ms - busy_ms
-    launches = launch_statistics(host)
+    launches = launch_statistics(host.launches)
     summary.launch_api_ms = launches.api_ms
     summary.launch_counts = launches.counts
     summary.kernel_launch_count = launches.kernel_launches
@@ -174,19 +232,17 @@ def analysis_window(events: Sequence[TraceEvent]) -> Window:
     A step that outlives the trace's last recorded event (the recording stopped while it was
     open) ends with that event instead.
     """
-    activity = [
-        e
-        for e in events
-        if e.category not in ANNOTATION_CATEGORIES and e.category != PROFILER_SPAN_CATEGORY
-    ] or [e for e in events if e.category != PROFILER_SPAN_CATEGORY]
+    activity = [e for e in events if e.category not in _NOT_ACTIVITY] or [
+        e for e in events if e.category != PROFILER_SPAN_CATEGORY
+    ]
     if not activity:
         raise TraceFormatError("the trace holds no timed events to analyse")
-    first = min(e.ts_us for e in activity)
-    last = max(e.end_us for e in activity)
+    first = min(map(_ts, activity))
+    last = max(_ends(activity))
     steps = profiler_steps(events)
     if steps:
-        start = min(e.ts_us for e in steps)
-        end = min(last, max(e.end_us for e in steps))
+        start = min(map(_ts, steps))
+        end = min(last, max(_ends(steps)))
         if end > start:
             return Window(start, end, WINDOW_FROM_STEPS, tuple(e.dur_us / 1e3 for e in steps))
     return Window(first, last, WINDOW_FROM_EVENTS, ())
@@ -195,26 +251,30 @@ def analysis_window(events: Sequence[TraceEvent]) -> Window:
 def profiler_steps(events: Iterable[TraceEvent]) -> list[TraceEvent]:
     """Host-side ProfilerStep ranges (not their GPU-side copies), in time order."""
     steps = [e for e in events if e.name.startswith(STEP_PREFIX) and e.category != GPU_ANNOTATION]
-    return sorted(steps, key=lambda e: e.ts_us)
+    return sorted(steps, key=_ts)
 
 
 def device_events_in(events: Sequence[TraceEvent], window: Window) -> list[TraceEvent]:
     """Kernels, copies and memsets whose launching host call lies in the window."""
     launched_at = {
-        e.args["correlation"]: e.ts_us
+        e.args.correlation: e.ts_us
         for e in events
-        if e.category in HOST_API_CATEGORIES and "correlation" in e.args
+        if e.category in HOST_API_CATEGORIES
+        and e.args is not None
+        and e.args.correlation is not None
     }
+    start, end = window.start_us, window.end_us
     return [
         e
         for e in events
         if e.category in DEVICE_CATEGORIES
-        and window.holds(launched_at.get(e.args.get("correlation"), e.ts_us))
+        and start <= launched_at.get(e.correlation, e.ts_us) <= end
     ]
 
 
 def _clipped(events: Iterable[TraceEvent], window: Window) -> list[tuple[float, float]]:
-    spans = ((max(e.ts_us, window.start_us), min(e.end_us, window.end_us)) for e in events)
+    lo, hi = window.start_us, window.end_us
+    spans = ((max(e.ts_us, lo), min(e.ts_us + e.dur_us, hi)) for e in events)
     return [(start, end) for start, end in spans if end > start]
 
 
@@ -233,9 +293,9 @@ class LaunchStatistics:
 
 def launch_statistics(host: Iterable[TraceEvent]) -> LaunchStatistics:
     launches = [e for e in host if e.name in LAUNCH_APIS]
-    counts = Counter(e.name for e in launches)
+    counts = Counter(map(_name, launches))
     return LaunchStatistics(
-        api_ms=sum(e.dur_us for e in launches) / 1e3,
+        api_ms=sum(map(_dur, launches)) / 1e3,
         counts=dict(sorted(counts.items())),
         kernel_launches=sum(n for name, n in counts.items() if name in KERNEL_LAUNCH_APIS),
         graph_launches=sum(n for name, n in counts.items() if name in GRAPH_LAUNCH_APIS),
@@ -289,10 +349,9 @@ class CompiledRegionTime:
     ms: float | None
 
 
-def compiled_region_time(host: Sequence[TraceEvent], window: Window) -> CompiledRegionTime:
+def compiled_region_time(host: HostEvents, window: Window) -> CompiledRegionTime:
     """Union of compiled forward regions and compiled backward nodes inside the window."""
-    forward = [e for e in host if e.name.startswith(COMPILED_REGION_PREFIX)]
-    backward = [e for e in host if e.name == COMPILED_BACKWARD]
+    forward, backward = host.compiled_forward, host.compiled_backward
     if not forward and not backward:
         return CompiledRegionTime([], 0, 0, None)
     covered_us = union_us(_clipped(forward + backward, window))
@@ -311,15 +370,13 @@ class HostOpBreakdown:
     top: list[OpStat]
 
 
-def host_op_breakdown(host: Sequence[TraceEvent], *, top: int) -> HostOpBreakdown:
+def host_op_breakdown(ops: Sequence[TraceEvent], *, top: int) -> HostOpBreakdown:
     """Host ops (`cpu_op`) by self time, so nested ops (linear > addmm) are not counted twice."""
-    ops = [e for e in host if e.category == CPU_OP]
     self_us = self_times_us(ops)
-    count: Counter[str] = Counter()
+    count = Counter(map(_name, ops))
     time_us: defaultdict[str, float] = defaultdict(float)
-    for e, own in zip(ops, self_us, strict=True):
-        count[e.name] += 1
-        time_us[e.name] += own
+    for name, own in zip(map(_name, ops), self_us, strict=True):
+        time_us[name] += own
     total_us = sum(time_us.values())
     stats = [
         OpStat(name, count[name], us / 1e3, _share(us, total_us)) for name, us in time_us.items()
@@ -330,21 +387,31 @@ def host_op_breakdown(host: Sequence[TraceEvent], *, top: int) -> HostOpBreakdow
 
 def self_times_us(ops: Sequence[TraceEvent]) -> list[float]:
     """Each op's duration less the time of the ops nested in it on the same thread."""
-    self_us = [e.dur_us for e in ops]
+    durations = list(map(_dur, ops))
+    starts = list(map(_ts, ops))
+    ends = list(map(add, starts, durations))
+    # Earliest first, and of two ops that start together the longer (outer) one first.
+    order = list(zip(starts, map(neg, durations), strict=True))
+    self_us = durations.copy()
     by_thread: defaultdict[tuple[object, object], list[int]] = defaultdict(list)
-    for index, e in enumerate(ops):
-        by_thread[(e.pid, e.tid)].append(index)
+    for index, thread in enumerate(map(_thread, ops)):
+        by_thread[thread].append(index)
     for indices in by_thread.values():
-        indices.sort(key=lambda i: (ops[i].ts_us, -ops[i].dur_us))
-        open_ops: list[int] = []  # a stack: each op lies inside the one below it
+        indices.sort(key=order.__getitem__)
+        # A stack of the open ops (their ends and indices): each lies inside the one below it.
+        open_ends: list[float] = []
+        open_ops: list[int] = []
         for i in indices:
-            while open_ops and ops[open_ops[-1]].end_us <= ops[i].ts_us:
+            start, end = starts[i], ends[i]
+            while open_ends and open_ends[-1] <= start:
+                open_ends.pop()
                 open_ops.pop()
             if open_ops:
-                parent = open_ops[-1]
-                self_us[parent] -= min(ops[i].end_us, ops[parent].end_us) - ops[i].ts_us
+                parent_end = open_ends[-1]
+                self_us[open_ops[-1]] -= (end if end < parent_end else parent_end) - start
+            open_ends.append(end)
             open_ops.append(i)
-    return [max(us, 0.0) for us in self_us]
+    return [us if us > 0.0 else 0.0 for us in self_us]  # conditionals: no call per op
 
 
 def _share(part: float, whole: float) -> float:

@@ -26,6 +26,13 @@ LAUNCH_BOUND_BUSY = 0.5
 # `<out>/tensorboard/eager/`, `<out>/tensorboard/compiled/` (beside the compile trace's
 # `TRACE_SUBDIR` and `REPORT_SUBDIR`).
 TENSORBOARD_SUBDIR = "tensorboard"
+# One merged trace per entry point, for Perfetto: `<out>/traces/<entry point>.perfetto.json`,
+# the eager and the compiled profiled calls as two processes ("eager" above "compiled"), each
+# shifted so that its first profiled step starts at t=0.
+PERFETTO_SUBDIR = "traces"
+PERFETTO_SUFFIX = ".perfetto.json"
+# Where a user opens it: the UI loads the file in the browser and sends it nowhere.
+PERFETTO_UI = "https://ui.perfetto.dev"
 
 # --- profiler vocabulary (Kineto event categories and names the record is built on) ----------
 
@@ -184,6 +191,8 @@ class EntryPointKernels:
     name: str
     eager: CallProfile
     compiled: CallProfile
+    # `<out>/PERFETTO_SUBDIR/<entry point>PERFETTO_SUFFIX`; None in a record written before it.
+    perfetto_trace: str | None = None
 
 
 @dataclass
