@@ -30,7 +30,8 @@ SPEC_HELP = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probes.targets.module import COMPILE_HOW, DEFAULT_COMPILE_HOW
+    from probes.records.target import DEFAULT_MODULE_COMPILE_HOW as DEFAULT_COMPILE_HOW
+    from probes.records.target import MODULE_COMPILE_HOW as COMPILE_HOW
 
     parser = subparsers.add_parser(
         "module",

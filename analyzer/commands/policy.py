@@ -11,7 +11,8 @@ POLICY_OVERRIDE_PREFIX = "--policy."
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probes.targets.lerobot.compiled_copy import COMPILE_HOW, DEFAULT_COMPILE_HOW
+    from probes.records.target import DEFAULT_POLICY_COMPILE_HOW as DEFAULT_COMPILE_HOW
+    from probes.records.target import POLICY_COMPILE_HOW as COMPILE_HOW
     from probes.targets.lerobot.presets import POLICIES
 
     for name, spec in POLICIES.items():

@@ -11,8 +11,7 @@ from rich.console import Console
 
 from analyzer.errors import InputFileError
 from analyzer.render.tlparse import tlparse_report_view
-from probes.compile.tlparse import INSTALL_HINT, latest_trace_log, render_diagnosis_report
-from probes.records.compile_trace import REPORT_SUBDIR, TRACE_SUBDIR
+from probes.records.compile_trace import REPORT_SUBDIR, TLPARSE_INSTALL_HINT, TRACE_SUBDIR
 
 PROG = "compile-diagnose"
 
@@ -21,7 +20,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "tlparse",
         help="re-render the tlparse report of a diagnosis folder's compile trace",
-        description=f"Run tlparse ({INSTALL_HINT}) on the structured "
+        description=f"Run tlparse ({TLPARSE_INSTALL_HINT}) on the structured "
         f"compile trace a diagnosis wrote to DIR/{TRACE_SUBDIR}/, write the report to "
         f"DIR/{REPORT_SUBDIR}/, and say where to open it.",
     )
@@ -33,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     folder: Path = args.dir
     if not folder.is_dir():
         raise InputFileError(f"{folder} is not a folder")
+    from probes.compile.tlparse import latest_trace_log, render_diagnosis_report  # imports torch
+
     if latest_trace_log(folder) is None:
         raise InputFileError(f"{folder} holds no compile trace ({TRACE_SUBDIR}/ with a log)")
     report = render_diagnosis_report(folder)

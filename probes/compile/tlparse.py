@@ -28,8 +28,8 @@ from probes.records.compile_trace import (
     ReportGraphBreak,
     TlparseReport,
 )
+from probes.records.compile_trace import TLPARSE_INSTALL_HINT as INSTALL_HINT
 
-INSTALL_HINT = "pip install 'compile-diagnose[tlparse]'"
 VENV_BIN = Path(sys.executable).parent  # not resolved: a venv's python links out of the venv
 # "[1/0_1]": frame 1, compile 0, attempt 1; "[!0/1/0]": under compiled autograd 0
 _ATTEMPT = re.compile(r"^\[(?P<id>.+?)(?:_(?P<attempt>\d+))?\]$")

@@ -30,6 +30,7 @@ from pathlib import Path
 # Where a diagnosis folder keeps the trace and the report: `<out>/torch_trace/`, `<out>/tlparse/`.
 TRACE_SUBDIR = "torch_trace"
 REPORT_SUBDIR = "tlparse"
+TLPARSE_INSTALL_HINT = "pip install 'compile-diagnose[tlparse]'"  # where tlparse is missing
 LOG_PREFIX = "dedicated_log_torch_trace_"  # TORCH_TRACE's own name, which tlparse users know
 
 

@@ -16,13 +16,14 @@ import torch
 from torch import nn
 
 from probes.errors import TargetError
+from probes.records.target import DEFAULT_POLICY_COMPILE_HOW, POLICY_COMPILE_HOW
 from probes.targets.lerobot.batches import has_observation_queues
 from probes.targets.lerobot.config import build_policy
 from probes.targets.lerobot.presets import PolicySpec
 from probes.targets.target import CompileSettings
 
-COMPILE_HOW = ("model", "methods", "wrapper", "config")
-DEFAULT_COMPILE_HOW = "model"
+COMPILE_HOW = POLICY_COMPILE_HOW
+DEFAULT_COMPILE_HOW = DEFAULT_POLICY_COMPILE_HOW
 
 
 def compile_policy_copy(

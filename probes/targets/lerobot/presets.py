@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from probes.errors import TargetError
+
+if TYPE_CHECKING:  # the command line lists the policies without importing torch
+    import torch
 
 
 @dataclass(frozen=True)
