@@ -46,4 +46,14 @@ else
 fi
 
 "$UV" sync --frozen --all-extras --compile-bytecode --python "$PYTHON" --quiet
+
+# The HTML report's browser test drives Debian's chromium: installed quietly where apt-get can
+# (as root, as CI runs); never a reason for setup to fail: without it that test skips.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+  && [ "$(id -u)" = 0 ]; then
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+    >/dev/null 2>&1; then
+    echo "setup: chromium could not be installed; the HTML report's browser test cannot run" >&2
+  fi
+fi
 echo "setup: .venv ready ($("$PYTHON" --version), $("$UV" --version))" >&2

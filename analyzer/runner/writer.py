@@ -6,12 +6,16 @@ was measured.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from analyzer.diagnosis import DIAGNOSIS_FILE, Diagnosis
 from probes.records.serialize import to_jsonable, write_json_atomic
+
+REPORT_HTML = "report.html"  # the self-contained HTML report, beside diagnosis.json
 
 
 class DiagnosisWriter:
@@ -52,3 +56,22 @@ class PhaseClock:
 
     def total(self) -> float:
         return time.perf_counter() - self.started
+
+
+def write_html_report(
+    diagnosis: Mapping[str, Any], path: Path, diagnosis_dir: Path | None = None
+) -> Path:
+    """Render a stored diagnosis (`diagnosis.json`'s content) as the HTML report at `path`.
+
+    `diagnosis_dir` is the folder that holds the diagnosis's files now (the report's own folder
+    when None): the report links to its traces and tlparse reports relative to itself.
+    """
+    from analyzer.render.html import report_html  # matplotlib loads when a report is written
+
+    base = "" if diagnosis_dir is None else os.path.relpath(diagnosis_dir, path.parent)
+    page = report_html(diagnosis, base="" if base == os.curdir else Path(base).as_posix())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path
