@@ -22,7 +22,9 @@ COMMANDS: tuple[str, ...] = (
     "analyzer.commands.list_policies",
     "analyzer.commands.trace",
     "analyzer.commands.tlparse",
+    "analyzer.commands.report",
     "analyzer.commands.triage",
+    "analyzer.commands.compare",
     "analyzer.commands.explain",
 )
 

@@ -1,4 +1,10 @@
-"""What every diagnosis command shares: run options, progress, running and showing a diagnosis."""
+"""What every diagnosis command shares: run options, progress, running and showing a diagnosis.
+
+Exit status, the same for every command: 0 healthy; 1 when an error-severity finding stands or,
+when thresholds are set (`--fail-on` or the project's pyproject.toml), when one is violated (the
+thresholds then decide alone: add `error` to them to keep failing on error findings); 2 for bad
+usage, one line on stderr; 130 when interrupted.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from analyzer.commands.gate import add_gate_options, requested_gate
+from analyzer.comparison.targets import target_name
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
+from analyzer.gate import check_diagnosis
 from analyzer.runner.settings import (
     DEFAULT_OUT_ROOT,
     MODES,
@@ -25,6 +34,7 @@ from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES
 from probes.records.speed import MAX_AUTOTUNE, WHAT_IF_AUTO, WHAT_IFS
 
 if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
+    from analyzer.gate import GateResult
     from probes.targets.target import CompileSettings
 
 
@@ -135,6 +145,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="also write the report as Markdown to PATH (always written to <out>/report.md)",
     )
     add_json_option(parser, "the diagnosis")
+    add_gate_options(parser, comparison=False)
 
 
 def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -191,6 +202,7 @@ def write_json_output(destination: str, text: str) -> None:
 
 EXIT_HEALTHY = 0
 EXIT_ERROR_FINDING = 1
+EXIT_GATE_FAILED = EXIT_ERROR_FINDING  # a threshold is violated: the run is not healthy either
 
 
 def diagnose_and_show(
@@ -206,6 +218,7 @@ def diagnose_and_show(
     """
     from analyzer.runner.diagnose import diagnose
 
+    gate = requested_gate(args, comparison=False)  # a bad threshold stops before any build
     with progress_reporter(stderr_console()) as progress:
         progress("building the target and its inputs")
         target, defaults = build()
@@ -232,17 +245,35 @@ def diagnose_and_show(
             fresh_cache=args.fresh_cache,
         )
     show(diagnosis, args)
+    if gate is not None:
+        record = diagnosis.to_dict()
+        return finish_gate(args, check_diagnosis(gate, record, target_name(record)))
     return EXIT_ERROR_FINDING if diagnosis.has_errors else EXIT_HEALTHY
+
+
+def finish_gate(args: argparse.Namespace, result: GateResult) -> int:
+    """One line on stderr per violated threshold (or one saying all hold), `--junit`, the exit
+    status."""
+    from analyzer.render.gate import junit_xml, summary_line, violation_lines
+
+    for line in violation_lines(result) or [summary_line(result)]:
+        print(f"compile-diagnose: {line}", file=sys.stderr)
+    if args.junit:
+        write_text_output(args.junit, junit_xml([result]), "--junit")
+    return EXIT_HEALTHY if result.passed else EXIT_GATE_FAILED
 
 
 def show(diagnosis: Diagnosis, args: argparse.Namespace) -> None:
     """The report beside diagnosis.json, then JSON (--json) or the Rich view on stdout."""
     from analyzer.render.diagnosis import diagnosis_view
     from analyzer.render.report_markdown import report_markdown
+    from analyzer.runner.writer import REPORT_HTML, write_html_report
 
     markdown = report_markdown(diagnosis.to_dict())
+    html_path = None
     if diagnosis.out_dir is not None:
         (Path(diagnosis.out_dir) / "report.md").write_text(markdown, encoding="utf-8")
+        html_path = write_html_report(diagnosis.to_dict(), Path(diagnosis.out_dir) / REPORT_HTML)
     if args.markdown:
         write_text_output(args.markdown, markdown, "--markdown")
     if args.json is not None:
@@ -250,3 +281,6 @@ def show(diagnosis: Diagnosis, args: argparse.Namespace) -> None:
         if args.json == "-":
             return
     Console().print(diagnosis_view(diagnosis.to_dict()))
+    if html_path is not None:
+        where = f"report with plots (opens offline): {html_path}"
+        Console().print(where, style="dim", markup=False, highlight=False, soft_wrap=True)

@@ -31,8 +31,8 @@ from probes.targets.target import CompileSettings, OtherBatch, Target, TargetRec
 
 # module: torch.compile(model), the wrapper most code writes; inplace: model.compile(), which
 # compiles the same forward but leaves the model its own class and state_dict keys.
-COMPILE_HOW = ("module", "inplace")
-DEFAULT_COMPILE_HOW = "module"
+COMPILE_HOW = description_keys.MODULE_COMPILE_HOW
+DEFAULT_COMPILE_HOW = description_keys.DEFAULT_MODULE_COMPILE_HOW
 
 ModuleInputs = tuple[Any, ...] | dict[str, Any]
 LossFn = Callable[[Any], torch.Tensor]
@@ -314,7 +314,7 @@ def _description(
 ) -> dict[str, Any]:
     cls = type(module)
     return {
-        "module": f"{cls.__module__}.{cls.__qualname__}",
+        description_keys.MODULE: f"{cls.__module__}.{cls.__qualname__}",
         "defined_in": _source_file(cls),
         description_keys.PARAMETERS: sum(p.numel() for p in module.parameters()),
         "device": str(device),
