@@ -152,3 +152,24 @@ def test_the_settings_a_compile_depends_on_are_carried_to_the_fresh_process() ->
     finally:
         before.apply()
     assert inductor_config.freezing is False and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_process_settings_leave_a_fresh_interpreters_matmul_precision_as_it_is() -> None:
+    # set_float32_matmul_precision("highest") where it already is turns the CUDA matmul
+    # precision from "none" into "ieee", a part of Inductor's cache key: the warm-cache child
+    # then missed every entry the parent had written
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from probes.compile_time.fresh_process import ProcessSettings\n"
+        "before = torch.backends.cuda.matmul.fp32_precision\n"
+        "ProcessSettings.current().apply()\n"
+        "print(before, torch.backends.cuda.matmul.fp32_precision)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    before, after = result.stdout.split()
+    assert after == before

@@ -76,7 +76,11 @@ class ProcessSettings:
         torch.use_deterministic_algorithms(
             self.deterministic, warn_only=self.deterministic_warn_only
         )
-        torch.set_float32_matmul_precision(self.float32_matmul_precision)
+        # Only a change: setting "highest" where it already is turns the CUDA matmul precision
+        # from its default "none" into "ieee", which enters Inductor's cache key
+        # (`cuda_matmul_settings`): the child then missed every entry the parent wrote.
+        if torch.get_float32_matmul_precision() != self.float32_matmul_precision:
+            torch.set_float32_matmul_precision(self.float32_matmul_precision)
 
 
 @dataclass
