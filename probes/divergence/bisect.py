@@ -32,15 +32,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
-from probes.compile.capture import record_compiles
-from probes.divergence.fp64_criterion import compare_outputs
 from probes.divergence.fp64_reference import float64_copy
+from probes.divergence.localize import run_alone
 from probes.divergence.runs import (
     RANDOM_NUMBERS_OUT,
     Outputs,
-    compile_alone,
     run_entry,
     run_entry_float64,
     what_if,
@@ -48,7 +45,6 @@ from probes.divergence.runs import (
 from probes.errors import compile_error_line
 from probes.records.divergence import (
     BACKEND_STATE,
-    WHOLE_MODEL,
     BisectionStep,
     CompilerBisection,
     Fp64Criterion,
@@ -103,30 +99,21 @@ class _StageTest:
 
     def _run(self, step: BisectionStep) -> BisectionStep:
         started = time.perf_counter()
-        try:
-            torch._dynamo.reset()  # a fresh compile under this setting
-            copy = self._compiled_copy()
-            with what_if(copy, **RANDOM_NUMBERS_OUT):
-                capture, outputs = record_compiles(
-                    self.entry_point,
-                    lambda: run_entry(self.target, self.entry_point)(copy, self.seed),
-                )
-            compared = compare_outputs(
-                self.reference["eager"], outputs, self.reference["fp64"], self.criterion
+        try:  # a fresh compile under this setting
+            step.frames_compiled, compared = run_alone(
+                self.target,
+                self.settings,
+                self.entry_point,
+                self.module_path,
+                self.reference,
+                self.criterion,
+                self.seed,
             )
-            step.frames_compiled = capture.frames_compiled
             step.passes = bool(compared) and all(c.passes for c in compared)
         except Exception as error:  # a stage that cannot compile fails the test, as in torch's CLI
             step.error = compile_error_line(error)
         step.seconds = round(time.perf_counter() - started, 3)
         return step
-
-    def _compiled_copy(self) -> nn.Module:
-        if self.module_path == WHOLE_MODEL:
-            return self.target.compiled_copy(self.settings)
-        copy = self.target.fresh_copy()
-        compile_alone(copy.get_submodule(self.module_path), self.settings)
-        return copy
 
 
 @contextlib.contextmanager

@@ -38,11 +38,13 @@ from probes.divergence.runs import (
 from probes.errors import compile_error_line
 from probes.records.divergence import (
     GRAD_PREFIX,
+    WHOLE_MODEL,
     Fp64Criterion,
     GradientDivergence,
     IsolatedCompile,
     Localization,
     ModuleDivergence,
+    OutputComparison,
 )
 from probes.targets.target import CompileSettings, Target
 
@@ -122,6 +124,32 @@ def _recorded_runs(
     return recorders, outputs
 
 
+def run_alone(
+    target: Target,
+    settings: CompileSettings,
+    entry_point: str,
+    module_path: str,
+    reference: dict[str, Outputs],
+    criterion: Fp64Criterion,
+    seed: int,
+) -> tuple[int, list[OutputComparison]]:
+    """A fresh compile of `module_path` alone, the rest eager and no hooks (WHOLE_MODEL: the
+    target compiled as `settings` say), run with random numbers out and compared with the
+    reference: the frames it compiled and the comparisons. Raises what the compile raises."""
+    torch._dynamo.reset()  # a fresh compile, not code cached from an earlier run
+    if module_path == WHOLE_MODEL:
+        copy = target.compiled_copy(settings)
+    else:
+        copy = target.fresh_copy()
+        compile_alone(copy.get_submodule(module_path), settings)
+    with what_if(copy, **RANDOM_NUMBERS_OUT):
+        capture, outputs = record_compiles(
+            entry_point, lambda: run_entry(target, entry_point)(copy, seed)
+        )
+    compared = compare_outputs(reference["eager"], outputs, reference["fp64"], criterion)
+    return capture.frames_compiled, compared
+
+
 def confirm_isolated(
     target: Target,
     settings: CompileSettings,
@@ -133,14 +161,10 @@ def confirm_isolated(
 ) -> IsolatedCompile:
     """Compile `module_path` alone (the rest eager, no hooks) and compare the final outputs."""
     started = time.perf_counter()
-    torch._dynamo.reset()  # a fresh compile, not code cached from the recorded run
-    copy = target.fresh_copy()
     try:
-        compile_alone(copy.get_submodule(module_path), settings)
-        with what_if(copy, **RANDOM_NUMBERS_OUT):
-            capture, outputs = record_compiles(
-                entry_point, lambda: run_entry(target, entry_point)(copy, seed)
-            )
+        frames, compared = run_alone(
+            target, settings, entry_point, module_path, reference, criterion, seed
+        )
     except Exception as error:  # a compiler error is a result, not a crash
         return IsolatedCompile(
             module_path=module_path,
@@ -149,11 +173,10 @@ def confirm_isolated(
             seconds=time.perf_counter() - started,
             error=compile_error_line(error),
         )
-    compared = compare_outputs(reference["eager"], outputs, reference["fp64"], criterion)
     return IsolatedCompile(
         module_path=module_path,
-        frames_compiled=capture.frames_compiled,
-        reproduced=capture.frames_compiled > 0 and not all(c.passes for c in compared),
+        frames_compiled=frames,
+        reproduced=frames > 0 and not all(c.passes for c in compared),
         outputs=compared,
         seconds=time.perf_counter() - started,
     )
