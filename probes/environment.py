@@ -11,10 +11,11 @@ import os
 import platform
 import sys
 from importlib import metadata
+from typing import Any
 
 import torch
 
-from probes.records.environment import Environment, NumericSettings
+from probes.records.environment import INDUCTOR_CACHE_DIR_VARIABLE, Environment, NumericSettings
 
 
 def numeric_settings() -> NumericSettings:
@@ -31,6 +32,40 @@ def numeric_settings() -> NumericSettings:
         cuda_matmul_fp32_precision=getattr(matmul, "fp32_precision", None),
         cudnn_conv_fp32_precision=getattr(conv, "fp32_precision", None) if conv else None,
     )
+
+
+TORCH_VARIABLE_PREFIXES = ("TORCH", "PYTORCH_")
+
+
+def torch_variables() -> dict[str, str]:
+    """torch's environment variables now set, but the cache folder's."""
+    return {
+        name: value
+        for name, value in sorted(os.environ.items())
+        if name.startswith(TORCH_VARIABLE_PREFIXES) and name != INDUCTOR_CACHE_DIR_VARIABLE
+    }
+
+
+def changed_compile_configs() -> dict[str, Any]:
+    """dynamo's, Inductor's and functorch's config entries set away from their defaults."""
+    import torch._dynamo.config as dynamo_config
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    changed: dict[str, Any] = {}
+    for prefix, config in (
+        ("dynamo", dynamo_config),
+        ("inductor", inductor_config),
+        ("functorch", functorch_config),
+    ):
+        for name, entry in getattr(config, "_config", {}).items():
+            # by value: a `config.patch` undone leaves an override equal to the default behind
+            value = getattr(config, name)
+            if entry.alias is not None or value == entry.default:
+                continue
+            plain = value is None or isinstance(value, bool | int | float | str)
+            changed[f"{prefix}.{name}"] = value if plain else repr(value)
+    return changed
 
 
 def _package_version(name: str) -> str | None:
@@ -52,7 +87,7 @@ def inductor_cache_dir() -> str | None:
 
         return cache_dir()
     except Exception:  # the location is informative only; never fail a diagnosis on it
-        return os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+        return os.environ.get(INDUCTOR_CACHE_DIR_VARIABLE)
 
 
 def current_environment(device: torch.device) -> Environment:
@@ -68,4 +103,6 @@ def current_environment(device: torch.device) -> Environment:
         cpu_count=os.cpu_count(),
         inductor_cache_dir=inductor_cache_dir(),
         numerics=numeric_settings(),
+        torch_variables=torch_variables(),
+        compile_configs=changed_compile_configs(),
     )

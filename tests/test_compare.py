@@ -261,3 +261,23 @@ def test_a_change_is_noise_until_the_ranges_are_apart(
     before: tuple, after: tuple, call: str | None
 ) -> None:
     assert speedup_call(SpeedupRange(*before), SpeedupRange(*after)) == call
+
+
+def test_compile_options_set_by_environment_or_code_are_settings_that_differ(monkeypatch):
+    # `TORCHDYNAMO_CAPTURE_SCALAR_OUTPUTS=1 compile-diagnose ...` removes an .item() break: the
+    # comparison must name it first, so the environment records torch's variables and configs
+    import torch._dynamo.config as dynamo_config
+
+    from analyzer.comparison.targets import setting_changes
+    from probes.environment import current_environment
+    from probes.records.serialize import to_jsonable
+
+    before = {"environment": to_jsonable(current_environment(torch.device("cpu")))}
+    monkeypatch.setenv("TORCHDYNAMO_CAPTURE_SCALAR_OUTPUTS", "1")
+    limit = dynamo_config.recompile_limit + 8
+    with dynamo_config.patch(recompile_limit=limit):
+        after = {"environment": to_jsonable(current_environment(torch.device("cpu")))}
+    assert dynamo_config.recompile_limit == limit - 8  # the patch is undone
+    changed = {c.name: (c.before, c.after) for c in setting_changes(before, after)}
+    assert changed["env.TORCHDYNAMO_CAPTURE_SCALAR_OUTPUTS"] == (None, "1")
+    assert changed["config.dynamo.recompile_limit"] == (None, limit)

@@ -80,10 +80,14 @@ def _settings(diagnosis: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     environment = dict(diagnosis.get("environment") or {})
     numerics = environment.pop("numerics", None) or {}
     extra = environment.pop("extra", None) or {}
+    variables = environment.pop("torch_variables", None) or {}
+    configs = environment.pop("compile_configs", None) or {}
     yield "torch", environment.pop("torch", None)
     yield "device", environment.pop("device", None)
     yield from _flat("compile", diagnosis.get("compile_settings") or {})
     yield from _flat("numerics", numerics)
+    yield from _flat("config", configs)
+    yield from _flat("env", variables)
     target = dict(diagnosis.get("target") or {})
     yield target_keys.PRESET, target.pop(target_keys.PRESET, None)
     yield from _flat("policy", target.pop(CONFIG, None) or {})

@@ -36,10 +36,11 @@ from torch._inductor import config as inductor_config
 from probes.benchmark import BenchmarkProbe
 from probes.errors import error_line
 from probes.records.benchmark import BenchmarkSettings
+from probes.records.environment import INDUCTOR_CACHE_DIR_VARIABLE
 from probes.records.serialize import to_jsonable
 from probes.targets.target import CompileSettings, Target, TargetRecipe
 
-CACHE_DIR_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
+CACHE_DIR_VARIABLE = INDUCTOR_CACHE_DIR_VARIABLE
 
 
 @dataclass

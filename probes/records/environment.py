@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Inductor's cache folder, as torch reads it from the environment.
+INDUCTOR_CACHE_DIR_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
+
 
 @dataclass
 class NumericSettings:
@@ -37,3 +40,9 @@ class Environment:
     inductor_cache_dir: str | None
     numerics: NumericSettings
     extra: dict[str, Any] = field(default_factory=dict)
+    # torch's environment variables (TORCHDYNAMO_*, TORCHINDUCTOR_*, TORCH_*, PYTORCH_*) but the
+    # cache folder, recorded above: they set compile options before any code runs
+    torch_variables: dict[str, str] = field(default_factory=dict)
+    # dynamo's, Inductor's and functorch's config entries set away from their defaults in code,
+    # as "dynamo.capture_scalar_outputs": value
+    compile_configs: dict[str, Any] = field(default_factory=dict)
