@@ -154,22 +154,35 @@ def test_the_settings_a_compile_depends_on_are_carried_to_the_fresh_process() ->
     assert inductor_config.freezing is False and not torch.are_deterministic_algorithms_enabled()
 
 
-def test_process_settings_leave_a_fresh_interpreters_matmul_precision_as_it_is() -> None:
-    # set_float32_matmul_precision("highest") where it already is turns the CUDA matmul
-    # precision from "none" into "ieee", a part of Inductor's cache key: the warm-cache child
-    # then missed every entry the parent had written
+@pytest.mark.parametrize("parent_sets_precision", [False, True])
+def test_a_fresh_process_gets_the_matmul_settings_inductors_cache_key_reads(
+    parent_sets_precision: bool,
+) -> None:
+    # "highest" reads the same before and after set_float32_matmul_precision("highest"), but
+    # CUDA's fp32_precision goes from "none" to "ieee", a part of Inductor's cache key: the
+    # warm-cache child missed every entry when it set the precision (a clean parent) or did not
+    # (a parent that had set it), so it takes the key's settings over exactly
     import subprocess
     import sys
 
     code = (
-        "import torch\n"
+        "import pickle, sys, torch\n"
         "from probes.compile_time.fresh_process import ProcessSettings\n"
-        "before = torch.backends.cuda.matmul.fp32_precision\n"
-        "ProcessSettings.current().apply()\n"
-        "print(before, torch.backends.cuda.matmul.fp32_precision)\n"
+        "if sys.argv[1] == 'parent':\n"
+        f"    if {parent_sets_precision}: torch.set_float32_matmul_precision('highest')\n"
+        "    sys.stdout.buffer.write(pickle.dumps(ProcessSettings.current()))\n"
+        "else:\n"
+        "    pickle.loads(sys.stdin.buffer.read()).apply()\n"
+        "    print(torch.backends.cuda.matmul.fp32_precision)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    parent = subprocess.run(
+        [sys.executable, "-c", code, "parent"], capture_output=True, check=True, timeout=300
     )
-    before, after = result.stdout.split()
-    assert after == before
+    child = subprocess.run(
+        [sys.executable, "-c", code, "child"],
+        input=parent.stdout,
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    assert child.stdout.decode().strip() == ("ieee" if parent_sets_precision else "none")

@@ -57,7 +57,11 @@ class ProcessSettings:
     dynamo: bytes
     deterministic: bool
     deterministic_warn_only: bool
+    fill_uninitialized_memory: bool
     float32_matmul_precision: str
+    # What Inductor's cache key reads of the matmul settings (`cuda_matmul_settings`): the
+    # precision alone does not say it ("highest" is "none" until set, "ieee" after).
+    cuda_matmul: tuple[str, bool, bool]
 
     @classmethod
     def current(cls) -> ProcessSettings:
@@ -67,7 +71,9 @@ class ProcessSettings:
             dynamo=dynamo_config.save_config(),
             deterministic=torch.are_deterministic_algorithms_enabled(),
             deterministic_warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
+            fill_uninitialized_memory=torch.utils.deterministic.fill_uninitialized_memory,
             float32_matmul_precision=torch.get_float32_matmul_precision(),
+            cuda_matmul=_cuda_matmul(),
         )
 
     def apply(self) -> None:
@@ -77,11 +83,27 @@ class ProcessSettings:
         torch.use_deterministic_algorithms(
             self.deterministic, warn_only=self.deterministic_warn_only
         )
-        # Only a change: setting "highest" where it already is turns the CUDA matmul precision
-        # from its default "none" into "ieee", which enters Inductor's cache key
-        # (`cuda_matmul_settings`): the child then missed every entry the parent wrote.
+        torch.utils.deterministic.fill_uninitialized_memory = self.fill_uninitialized_memory
         if torch.get_float32_matmul_precision() != self.float32_matmul_precision:
             torch.set_float32_matmul_precision(self.float32_matmul_precision)
+        # Then the settings exactly as the parent's, which setting the precision may have moved
+        # ("highest" set where it already was turns "none" into "ieee"): the cache key reads them.
+        matmul = torch.backends.cuda.matmul
+        if _cuda_matmul() != self.cuda_matmul:
+            (
+                matmul.fp32_precision,
+                matmul.allow_fp16_reduced_precision_reduction,
+                matmul.allow_bf16_reduced_precision_reduction,
+            ) = self.cuda_matmul
+
+
+def _cuda_matmul() -> tuple[str, bool, bool]:
+    matmul = torch.backends.cuda.matmul
+    return (
+        matmul.fp32_precision,
+        bool(matmul.allow_fp16_reduced_precision_reduction),
+        bool(matmul.allow_bf16_reduced_precision_reduction),
+    )
 
 
 @dataclass
