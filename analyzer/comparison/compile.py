@@ -233,6 +233,13 @@ def _figures(probes: Record) -> Iterator[tuple[tuple[str, str, str], float | Non
     compile_time = (probes.get(COMPILE_TIME) or {}).get("entry_points") or {}
     for entry_point, record in compile_time.items():
         yield ("compile", entry_point, SECONDS), as_number(record.get("compile_s"))
+        # a compile that found Inductor's cache warm is faster for that reason alone
+        cache = record.get("cache") or {}
+        yield ("FX graph cache hits", entry_point, COUNT), as_number(cache.get("fx_graph_hits"))
+        yield (
+            ("FX graph cache misses", entry_point, COUNT),
+            as_number(cache.get("fx_graph_misses")),
+        )
     for kernels in (probes.get(KERNELS) or {}).get("entry_points") or []:
         compiled = kernels.get("compiled") or {}
         yield (
