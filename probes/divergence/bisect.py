@@ -45,6 +45,7 @@ from probes.divergence.runs import (
 from probes.errors import compile_error_line
 from probes.records.divergence import (
     BACKEND_STATE,
+    TEST_DISABLE,
     BisectionStep,
     CompilerBisection,
     Fp64Criterion,
@@ -88,7 +89,7 @@ class _StageTest:
         if backend and subsystem:
             state = CompilerBisector.get_run_state(backend, subsystem) or BACKEND_STATE
         key = (backend, subsystem, state)
-        counting = state not in (BACKEND_STATE, "test_disable")  # the bisector counts calls
+        counting = state not in (BACKEND_STATE, TEST_DISABLE)  # the bisector counts calls
         if not counting and key in self.answers:
             self.reused += 1
             return self.answers[key]
@@ -118,7 +119,8 @@ class _StageTest:
 
 @contextlib.contextmanager
 def _bisector_sandbox() -> Iterator[None]:
-    """The bisector's state in a folder of its own, its printing kept, its class settings back."""
+    """The bisector's state in a folder of its own, its printing off the terminal, its class
+    settings given back."""
     from torch._inductor.compiler_bisector import CompilerBisector
 
     saved = (CompilerBisector.in_process_cache, CompilerBisector.bisection_enabled)
