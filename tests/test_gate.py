@@ -185,7 +185,7 @@ def test_a_bad_pyproject_table_stops_a_diagnosis_in_one_line(
     code, _, err = run_cli(["module", f"{model}:make", *QUICK, "--out", "out"], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and expected in err
-    assert not (tmp_path / "out" / "diagnosis.json").exists()  # refused before any probe ran
+    assert not (tmp_path / "out").exists()  # refused before the output folder was made
 
 
 def test_a_bad_fail_on_is_refused_as_the_line_is_parsed(

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from analyzer.commands.common import add_run_options, diagnose_and_show
+from analyzer.commands.gate import requested_gate
 from analyzer.errors import UsageError
 from probes.errors import error_line
 from probes.records.names import DEFAULT_DTYPE
@@ -73,6 +74,8 @@ def run_module(args: argparse.Namespace) -> int:
     settings = compile_settings(
         args.mode, args.backend, args.compile_how, backend_option="--backend"
     )
+    # a bad threshold stops before the user's factory runs and the folder is made
+    requested_gate(args, comparison=False)
     made = call_factory(path, factory_name)
     out_dir = resolve_out_dir(args.out, f"module-{path.stem}", option="--out")
 

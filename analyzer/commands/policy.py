@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from analyzer.commands.common import add_run_options, diagnose_and_show, positive_int
+from analyzer.commands.gate import requested_gate
 from analyzer.errors import UsageError
 
 POLICY_OVERRIDE_PREFIX = "--policy."
@@ -72,6 +73,7 @@ def run_policy(args: argparse.Namespace) -> int:
     settings = compile_settings(
         args.mode, args.backend, args.compile_how, backend_option="--backend"
     )
+    requested_gate(args, comparison=False)  # a bad threshold stops before the folder is made
     out_dir = resolve_out_dir(args.out, args.policy, option="--out")
     request = PolicyRequest(
         policy=args.policy,
