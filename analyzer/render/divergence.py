@@ -182,13 +182,18 @@ class AttributionTable:
         yield Group(table, line)
 
 
+def rows_around[T](modules: Sequence[T], index: int) -> list[T]:
+    """The module calls shown around the one at `index`: AROUND_BEFORE ahead, AROUND_AFTER on."""
+    return list(modules[max(index - AROUND_BEFORE, 0) : index + AROUND_AFTER + 1])
+
+
 def _walk_rows(
     modules: list[Mapping[str, Any]], focus: str | None
 ) -> tuple[list[Mapping[str, Any]], str]:
     """The rows around the module in focus, or, without one, those furthest from fp64."""
     index = next((i for i, m in enumerate(modules) if m.get("path") == focus), None)
     if index is not None:
-        rows = modules[max(index - AROUND_BEFORE, 0) : index + AROUND_AFTER + 1]
+        rows = rows_around(modules, index)
         return rows, f"{len(rows)} of {len(modules)} module calls, around {focus or TOP}"
     count = AROUND_BEFORE + AROUND_AFTER
     ranked = sorted(modules, key=lambda m: -(as_number(m.get("error_ratio")) or 0.0))[:count]
@@ -196,7 +201,8 @@ def _walk_rows(
     return rows, f"the {len(rows)} of {len(modules)} module calls furthest from fp64 vs eager"
 
 
-def _path(module: Mapping[str, Any]) -> str:
+def module_label(module: Mapping[str, Any]) -> str:
+    """A module call as the walk names it: its path, the top one's, and which call."""
     path = str(module.get("path") or "") or TOP
     call = int(module.get("call_index") or 0)
     return f"{path} (call {call + 1})" if call else path
@@ -256,7 +262,7 @@ class ModuleWalkTable:
 def _module_wide(module: Mapping[str, Any]) -> Sequence[RenderableType]:
     return (
         str(module.get("order")),
-        _path(module),
+        module_label(module),
         str(module.get("module_class")),
         "×".join(str(n) for n in module.get("shape") or []) or "scalar",
         sci(module.get("max_abs_error")),
@@ -269,7 +275,7 @@ def _module_wide(module: Mapping[str, Any]) -> Sequence[RenderableType]:
 
 
 def _module_narrow(module: Mapping[str, Any]) -> Sequence[RenderableType]:
-    where = Text(f"{module.get('order')}. {_path(module)}\n")
+    where = Text(f"{module.get('order')}. {module_label(module)}\n")
     shape = "×".join(str(n) for n in module.get("shape") or []) or "scalar"
     where.append(f"{module.get('module_class')} {shape}", style="dim")
     error = _role(module)

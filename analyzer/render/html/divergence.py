@@ -15,7 +15,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from analyzer.format import MISSING, sci, times
-from analyzer.render.divergence import AROUND_AFTER, AROUND_BEFORE
+from analyzer.render.divergence import (
+    AROUND_AFTER,
+    AROUND_BEFORE,
+    TOP,
+    module_label,
+    rows_around,
+)
 from analyzer.render.html.markup import (
     absent,
     badge,
@@ -48,7 +54,6 @@ TITLE = "Divergence from fp64"
 SCENARIO_PLOT = "divergence-scenarios"
 WALK_PLOT = "divergence-modules"
 GRADIENT_PLOT = "divergence-gradients"
-TOP = "(top)"
 VERDICT_TONE = {NONE: "good", RNG: "info", ARITHMETIC: "bad", BOTH: "warn"}
 SCENARIO_COLUMNS = (
     "scenario",
@@ -250,12 +255,6 @@ def scenario_rows(scenarios: Sequence[Mapping[str, Any]]) -> list[Sequence[str]]
     return rows
 
 
-def _module_name(module: Mapping[str, Any]) -> str:
-    path = str(module.get("path") or "") or TOP
-    call = int(module.get("call_index") or 0)
-    return f"{path} (call {call + 1})" if call else path
-
-
 def _role(module: Mapping[str, Any]) -> str:
     if module.get("adds_error"):
         return badge("adds error", "bad")
@@ -271,7 +270,7 @@ def _around(modules: Sequence[Mapping[str, Any]], focus: str | None) -> list[Map
     )
     if index is None:
         return list(modules[: AROUND_BEFORE + AROUND_AFTER + 1])
-    return list(modules[max(index - AROUND_BEFORE, 0) : index + AROUND_AFTER + 1])
+    return rows_around(modules, index)
 
 
 def module_tables(modules: Sequence[Mapping[str, Any]], first: str | None) -> str:
@@ -288,7 +287,7 @@ def module_table(modules: Sequence[Mapping[str, Any]], first: str | None) -> str
     rows = [
         (
             str(m.get("order")),
-            _module_name(m),
+            module_label(m),
             str(m.get("module_class")),
             sci(m.get("eager_rmse_vs_fp64")),
             sci(m.get("compiled_rmse_vs_fp64")),
