@@ -32,6 +32,7 @@ from probes.records.names import INFERENCE, SPEED, SPEED_WHAT_IFS, TRAINING
 from probes.records.speed import (
     COMPILED_OPTIMIZER,
     FREEZING,
+    FREEZING_LIBRARY_SHARE,
     LIBRARY_KERNELS,
     MAX_AUTOTUNE,
     NO_GRAPH_BREAKS,
@@ -142,12 +143,18 @@ def test_an_optimizer_bound_step_gets_the_fused_optimizer(optimizer_bound) -> No
     assert fused["status"] == WHAT_IF_MEASURED, fused["reason"]
     assert fused["fp64_criterion_passed"] is True, fused["fp64_detail"]
     assert "fused=True" in fused["paste"]
-    # inference of the same model points to nothing: no what-if ran for it
-    assert all(
-        w["status"] == WHAT_IF_NOT_RUN
-        for w in optimizer_bound.to_dict()["probes"][SPEED_WHAT_IFS]
-        if w["entry_point"] == INFERENCE
-    )
+    # inference of the same model: what ran for it ran because its own figure said so (its small
+    # matmuls' library share moves around the freezing threshold with the load on 2 cores)
+    record = optimizer_bound.to_dict()["probes"]
+    ran = [
+        w["name"]
+        for w in record[SPEED_WHAT_IFS]
+        if w["entry_point"] == INFERENCE and w["status"] != WHAT_IF_NOT_RUN
+    ]
+    assert set(ran) <= {FREEZING}
+    if ran:
+        # the figure the plan read: library kernels' share of the compiled call
+        assert record[SPEED][INFERENCE]["ceiling"]["library_share"] >= FREEZING_LIBRARY_SHARE
 
 
 def test_a_model_compile_speeds_up_gets_no_speed_finding(pointwise) -> None:
