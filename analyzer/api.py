@@ -27,6 +27,7 @@ from analyzer.runner.settings import (
     benchmark_settings,
     compile_lever_request,
     compile_settings,
+    memory_budget_request,
     selected_probes,
     what_if_request,
 )
@@ -57,6 +58,7 @@ def diagnose_module(
     bisect: bool | None = None,
     dtype: str = DEFAULT_DTYPE,
     cosine: bool = False,
+    memory_budget: int | str | None = None,
 ) -> Diagnosis:
     """Diagnose `torch.compile` on `model` called with `inputs`; return the `Diagnosis`.
 
@@ -99,6 +101,11 @@ def diagnose_module(
             precision).
         cosine: pass compiled outputs on a cosine similarity of 0.99 with eager instead of the
             fp64 RMSE check (the harness's --cosine).
+        memory_budget: the memory the probes may use beyond the built model, in bytes or as
+            text ("24GiB", "24G", "512MiB", "1.5GB"), in place of the memory measured free on
+            the device. Before the first probe, each probe's copies of the model, gradients and
+            Adam state are counted from the parameters; a probe that does not fit (with a fifth
+            kept for activations) is skipped, and `diagnosis.memory_plan` says what it needed.
 
     Returns:
         The `Diagnosis`: `findings` (each with `.code`, `.name`, `.severity`, `.evidence`,
@@ -111,6 +118,7 @@ def diagnose_module(
     selected, notes = selected_probes(probes)
     what_ifs = what_if_request(what_if)
     levers = compile_lever_request(compile_lever)
+    budget = memory_budget_request(memory_budget)
     settings = compile_settings(mode, backend, compile_how)
     benchmark = benchmark or benchmark_settings(ModuleRunDefaults())
     try:
@@ -138,4 +146,5 @@ def diagnose_module(
         compile_lever=levers,
         bisect=bisect,
         cosine=cosine,
+        memory_budget=budget,
     )

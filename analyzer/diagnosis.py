@@ -34,6 +34,8 @@ class Diagnosis:
     target: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     compile_settings: dict[str, Any] = field(default_factory=dict)
+    # Which probes fit in the memory free, before the first ran (`probes.records.memory`)
+    memory_plan: dict[str, Any] | None = None
     probes: dict[str, Any] = field(default_factory=dict)  # probe name -> recorded JSON result
     probe_errors: dict[str, str] = field(default_factory=dict)  # probe name -> first line
     reference_metrics: dict[str, Any] | None = None  # the reference report's Raw Data keys

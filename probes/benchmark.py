@@ -16,6 +16,7 @@ What it fills, a `BenchmarkResult` with the reference report's Raw Data, is defi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,7 +40,9 @@ from probes.timing import measure_interleaved, synchronize, time_first_call
 class TrainingLoop:
     """One side's training: its own copy, optimiser and per-step seeds.
 
-    `optimizer_options` are Adam's extra arguments (`{"fused": True}` for a what-if).
+    `optimizer_options` are Adam's extra arguments (`{"fused": True}` for a what-if);
+    `autocast` ("bfloat16" / "float16") runs the forward and loss under `torch.autocast`, as
+    Accelerate's mixed precision (`accelerator.autocast()`) does in LeRobot's trainer.
     """
 
     def __init__(
@@ -48,8 +51,10 @@ class TrainingLoop:
         loss: Callable[[nn.Module], torch.Tensor],
         settings: BenchmarkSettings,
         optimizer_options: Mapping[str, Any] | None = None,
+        autocast: str | None = None,
     ) -> None:
         self.policy = policy
+        self.autocast = autocast
         self.loss = loss
         self.settings = settings
         self.parameters = [p for p in policy.parameters() if p.requires_grad]
@@ -66,12 +71,19 @@ class TrainingLoop:
         self.step_index += 1
         self.policy.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(self.policy)
+        with self._autocast():
+            loss = self.loss(self.policy)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.grad_clip_norm)
         self.optimizer.step()
         self.losses.append(loss.detach())
         self.grad_norms.append(norm.detach())
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        device_type = self.parameters[0].device.type if self.parameters else "cpu"
+        return torch.autocast(device_type, dtype=getattr(torch, self.autocast))
 
 
 def _peak_memory_mb(call: Callable[[], Any], device: torch.device) -> float | None:

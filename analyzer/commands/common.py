@@ -23,14 +23,16 @@ from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
 from analyzer.gate import check_diagnosis
 from analyzer.runner.settings import (
+    DEFAULT_BACKEND,
     DEFAULT_OUT_ROOT,
     MODES,
     benchmark_settings,
     compile_lever_request,
+    memory_budget_request,
     what_if_request,
 )
 from probes.records.compile_time import LEVERS, PORTABLE_CACHE
-from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES
+from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES, PROBES
 from probes.records.speed import MAX_AUTOTUNE, WHAT_IF_AUTO, WHAT_IFS
 
 if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
@@ -46,6 +48,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def probes_argument(text: str) -> tuple[str, ...]:
+    """`--probes`: comma-separated probe names, checked as the line is parsed."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in PROBES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown probe {', '.join(unknown) or repr(text)}; probes: {', '.join(PROBES)}"
+        )
+    return names
 
 
 def what_ifs_argument(text: str) -> tuple[str, ...]:
@@ -64,17 +77,39 @@ def compile_levers_argument(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--compile-lever: ")) from None
 
 
+def memory_budget_argument(text: str) -> int | None:
+    """`--memory-budget`: 24GiB, 24G, 512MiB, 1.5GB or bytes, checked as the line is parsed."""
+    try:
+        return memory_budget_request(text, option="--memory-budget")
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--memory-budget ")) from None
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options every diagnosis takes (policies and modules alike)."""
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--mode", default="default", choices=MODES, help="torch.compile mode")
-    parser.add_argument("--backend", default="inductor", help="torch.compile backend")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        help="torch.compile mode (default: default; with --compile-how config, the config's "
+        "compile_mode)",
+    )
+    parser.add_argument(
+        "--backend", help=f"torch.compile backend (default: the preset's, else {DEFAULT_BACKEND})"
+    )
     parser.add_argument(
         "--dtype",
-        default=DEFAULT_DTYPE,
         choices=DTYPES,
         help="the floating-point dtype the model and its inputs are cast to (compared with an "
-        "fp64 reference by the harness's criterion for that dtype)",
+        f"fp64 reference by the harness's criterion for that dtype; default: {DEFAULT_DTYPE}, "
+        "or for pi0 and pi05 their config's dtype, which this sets)",
+    )
+    parser.add_argument(
+        "--probes",
+        type=probes_argument,
+        metavar="NAMES",
+        help=f"run only these probes (comma-separated among {', '.join(PROBES)}; default: all, "
+        "or those the preset names)",
     )
     parser.add_argument("--iters-inference", type=positive_int, help="timed inference calls")
     parser.add_argument("--iters-training", type=positive_int, help="timed training steps")
@@ -140,12 +175,72 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "otherwise Inductor's cache (TORCHINDUCTOR_CACHE_DIR) is reused between runs",
     )
     parser.add_argument(
+        "--memory-budget",
+        type=memory_budget_argument,
+        metavar="SIZE",
+        help="the memory the probes may use beyond the built model (e.g. 24GiB, 24G, 512MiB, "
+        "1.5GB), in place of the memory measured free on the device: a probe whose copies "
+        "of the model do not fit is skipped, with what it needs",
+    )
+    parser.add_argument(
         "--markdown",
         metavar="PATH",
         help="also write the report as Markdown to PATH (always written to <out>/report.md)",
     )
+    add_distributed_options(parser)
     add_json_option(parser, "the diagnosis")
     add_gate_options(parser, comparison=False)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    """The diagnosis on several processes: compiled DDP training as LeRobot's trainer runs it."""
+    from probes.records.distributed import (
+        AUTOCAST_DTYPES,
+        DEFAULT_FIND_UNUSED_PARAMETERS,
+        DEFAULT_TIMEOUT_S,
+    )
+
+    parser.add_argument(
+        "--nproc",
+        type=positive_int,
+        help="train under DDP on N processes started with torchrun (gloo on a CPU, NCCL on "
+        "CUDA), torch.compile(DDP(model)), and merge what every rank measured; under torchrun "
+        "or accelerate launch each process is a rank already",
+    )
+    parser.add_argument(
+        "--autocast",
+        choices=AUTOCAST_DTYPES,
+        help="with --nproc: the training forward under torch.autocast in this dtype, as "
+        "Accelerate's mixed precision",
+    )
+    parser.add_argument(
+        "--find-unused-parameters",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_FIND_UNUSED_PARAMETERS,
+        help="with --nproc: DDP's find_unused_parameters (default: on, as LeRobot's trainer)",
+    )
+    parser.add_argument(
+        "--bucket-cap-mb",
+        type=positive_float,
+        help="with --nproc: DDP's bucket_cap_mb (default: DDP's, 25)",
+    )
+    parser.add_argument(
+        "--rank-timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="with --nproc: stop every rank when the launch runs longer (default: %(default)g)",
+    )
 
 
 def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -200,6 +295,16 @@ def write_json_output(destination: str, text: str) -> None:
     write_text_output(destination, text, "--json")
 
 
+def chosen_probes(args: argparse.Namespace, defaults: Any) -> tuple[Any, list[str]]:
+    """The probes to run: --probes, else those the preset names (with its reason), else all."""
+    if args.probes:
+        return args.probes, []
+    preset_probes = getattr(defaults, "probes", None)
+    if preset_probes is None:
+        return None, []
+    return preset_probes, [f"the {defaults.name} preset: {defaults.why_these_probes}"]
+
+
 EXIT_HEALTHY = 0
 EXIT_ERROR_FINDING = 1
 EXIT_GATE_FAILED = EXIT_ERROR_FINDING  # a threshold is violated: the run is not healthy either
@@ -210,13 +315,19 @@ def diagnose_and_show(
     settings: CompileSettings,
     build: Callable[[], tuple[Any, Any]],
     out_dir: Path,
+    recipe: Any = None,
 ) -> int:
     """Build the target (with progress on stderr), run the diagnosis, then show or write it.
 
     `settings` are the compiled twin's, checked before anything is built; `build()` returns the
-    target and the defaults of its preset (iteration counts).
+    target and the defaults of its preset (iteration counts). With `--nproc`, or under torchrun,
+    the ranks build the target from `recipe` (a `TargetRecipe`) instead.
     """
     from analyzer.runner.diagnose import diagnose
+    from analyzer.runner.distributed import distributed_requested
+
+    if distributed_requested(args.nproc):
+        return diagnose_across_ranks(args, settings, recipe, out_dir)
 
     gate = requested_gate(args, comparison=False)  # a bad threshold stops before any build
     with progress_reporter(stderr_console()) as progress:
@@ -229,12 +340,15 @@ def diagnose_and_show(
             warmup=args.warmup,
             seed=args.seed,
         )
+        probes, notes = chosen_probes(args, defaults)
         diagnosis = diagnose(
             target,
             settings,
             benchmark,
             command=args.command,
             out_dir=out_dir,
+            probes=probes,
+            notes=notes,
             progress=progress,
             localize=args.localize,
             bisect=args.bisect,
@@ -243,11 +357,47 @@ def diagnose_and_show(
             what_if=args.what_if,
             compile_lever=args.compile_lever,
             fresh_cache=args.fresh_cache,
+            memory_budget=args.memory_budget,
         )
     show(diagnosis, args)
     if gate is not None:
         record = diagnosis.to_dict()
         return finish_gate(args, check_diagnosis(gate, record, target_name(record)))
+    return EXIT_ERROR_FINDING if diagnosis.has_errors else EXIT_HEALTHY
+
+
+def diagnose_across_ranks(
+    args: argparse.Namespace, settings: CompileSettings, recipe: Any, out_dir: Path
+) -> int:
+    """`--nproc N`, or this process is a rank of torchrun: compiled DDP training on every rank,
+    merged into one diagnosis that rank 0 (or this process, with --nproc) shows."""
+    from analyzer.runner.distributed import diagnose_across_ranks as run_ranks
+    from probes.records.benchmark import BenchmarkSettings
+    from probes.records.distributed import DEFAULT_STEPS, DdpSettings
+
+    if recipe is None:
+        raise UsageError("this target cannot be built in another process: no --nproc for it")
+    ddp = DdpSettings(
+        find_unused_parameters=args.find_unused_parameters,
+        bucket_cap_mb=args.bucket_cap_mb,
+        autocast=args.autocast,
+        steps=args.iters_training or DEFAULT_STEPS,
+    )
+    with progress_reporter(stderr_console()) as progress:
+        diagnosis = run_ranks(
+            recipe,
+            settings,
+            ddp,
+            BenchmarkSettings(seed=args.seed),
+            nproc=args.nproc,
+            out_dir=out_dir,
+            command=args.command,
+            progress=progress,
+            timeout_s=args.rank_timeout,
+        )
+    if diagnosis is None:  # a rank other than 0: rank 0 shows the merge
+        return EXIT_HEALTHY
+    show(diagnosis, args)
     return EXIT_ERROR_FINDING if diagnosis.has_errors else EXIT_HEALTHY
 
 

@@ -70,6 +70,7 @@ def run_module(args: argparse.Namespace) -> int:
     from probes.targets.target import TargetRecipe
 
     path, factory_name = split_spec(args.spec)
+    dtype = args.dtype or DEFAULT_DTYPE
     device = resolve_device(args.device, option="--device")
     settings = compile_settings(
         args.mode, args.backend, args.compile_how, backend_option="--backend"
@@ -88,16 +89,19 @@ def run_module(args: argparse.Namespace) -> int:
                 train_inputs=made.train_inputs,
                 device=device,
                 seed=args.seed,
-                dtype=args.dtype,
+                dtype=dtype,
             )
         except TargetError as error:
             raise UsageError(f"{args.spec}: {error}") from None
         # A fresh process calls the factory again: a loss defined inside it does not pickle.
-        recipe = (str(path.resolve()), factory_name, str(device), args.seed, args.dtype)
+        recipe = (str(path.resolve()), factory_name, str(device), args.seed, dtype)
         target.recipe = TargetRecipe(f"{__name__}:{rebuild_target.__name__}", recipe)
         return target, ModuleRunDefaults()
 
-    return diagnose_and_show(args, settings, build, out_dir)
+    # with --nproc the ranks build it again, each in its own process
+    args_again = (str(path.resolve()), factory_name, str(device), args.seed, dtype)
+    recipe = TargetRecipe(f"{__name__}:{rebuild_target.__name__}", args_again)
+    return diagnose_and_show(args, settings, build, out_dir, recipe=recipe)
 
 
 def rebuild_target(

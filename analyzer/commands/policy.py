@@ -12,7 +12,6 @@ POLICY_OVERRIDE_PREFIX = "--policy."
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probes.records.target import DEFAULT_POLICY_COMPILE_HOW as DEFAULT_COMPILE_HOW
     from probes.records.target import POLICY_COMPILE_HOW as COMPILE_HOW
     from probes.targets.lerobot.presets import POLICIES
 
@@ -30,12 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "--compile-how",
             choices=COMPILE_HOW,
-            default=DEFAULT_COMPILE_HOW,
             help="model: compile the inner network in place of a copy (policy.model.compile()); "
             "methods: compile the bound methods select_action and forward of a copy (LeRobot's "
             "benchmark script today); wrapper: torch.compile(policy) (the script that wrote the "
-            "reference report); config: the policy config's own compile switch "
-            "(default: %(default)s)",
+            "reference report); config: the policy config's own compile switch, in its "
+            f"compile_mode (default: {spec.default_compile_how})",
         )
         parser.add_argument("--pretrained", help="local checkpoint folder (or a hub id)")
         parser.add_argument("--dataset-root", help="local LeRobotDataset folder for real batches")
@@ -67,11 +65,23 @@ def run_policy(args: argparse.Namespace) -> int:
     from analyzer.runner.settings import compile_settings, resolve_device
     from analyzer.runner.settings import out_dir as resolve_out_dir
     from probes.errors import TargetError
+    from probes.targets.lerobot.compiled_copy import config_compile_mode
     from probes.targets.lerobot.policy import PolicyRequest, build_target
+    from probes.targets.lerobot.presets import choose_preset, policy_spec
+    from probes.targets.target import TargetRecipe
 
     device = resolve_device(args.device, option="--device")
+    spec = policy_spec(args.policy)
+    try:
+        preset = choose_preset(spec, args.preset, device)
+        how = args.compile_how or spec.default_compile_how
+        mode = args.mode
+        if mode is None and how == "config":
+            mode = config_compile_mode(spec, preset, args.policy_overrides)
+    except TargetError as error:
+        raise UsageError(str(error)) from None
     settings = compile_settings(
-        args.mode, args.backend, args.compile_how, backend_option="--backend"
+        mode, args.backend or preset.backend, how, backend_option="--backend"
     )
     requested_gate(args, comparison=False)  # a bad threshold stops before the folder is made
     out_dir = resolve_out_dir(args.out, args.policy, option="--out")
@@ -84,7 +94,7 @@ def run_policy(args: argparse.Namespace) -> int:
         pretrained=args.pretrained,
         dataset_root=args.dataset_root,
         seed=args.seed,
-        compile_how=args.compile_how,
+        compile_how=how,
         dtype=args.dtype,
     )
 
@@ -94,4 +104,6 @@ def run_policy(args: argparse.Namespace) -> int:
         except TargetError as error:
             raise UsageError(str(error)) from None
 
-    return diagnose_and_show(args, settings, build, out_dir)
+    # with --nproc the ranks build it again, each in its own process
+    recipe = TargetRecipe("probes.targets.lerobot.policy:rebuild_target", (request,))
+    return diagnose_and_show(args, settings, build, out_dir, recipe=recipe)

@@ -15,12 +15,15 @@ from analyzer.findings import Finding
 from analyzer.format import MISSING, seconds
 from analyzer.render.benchmark import benchmark_view, reading_lines, verdict_line
 from analyzer.render.compile_time import compile_time_view, has_compile_time_record
+from analyzer.render.distributed import distributed_view
 from analyzer.render.divergence import divergence_view
 from analyzer.render.findings import render_findings
 from analyzer.render.graph_breaks import graph_breaks_view
 from analyzer.render.kernels import kernel_report_view
+from analyzer.render.memory import memory_plan_view
 from analyzer.render.speed import has_speed_record, recommendation_lines, speed_view
 from probes.records import target as keys
+from probes.records.distributed import DISTRIBUTED
 from probes.records.names import COMPILE_TRACE, DIVERGENCE, GRAPH_BREAKS, KERNELS
 
 
@@ -101,6 +104,12 @@ def diagnosis_view(diagnosis: Mapping[str, Any]) -> RenderableType:
         parts += [Text(), *recommendation]
     for probe, error in diagnosis.get("probe_errors", {}).items():
         parts.append(Text(f"probe {probe} failed: {error}", style="bold red"))
+    memory = memory_plan_view(diagnosis.get("memory_plan"))
+    if memory is not None:
+        parts += [Text(), memory]
+    distributed = distributed_view((diagnosis.get("probes") or {}).get(DISTRIBUTED))
+    if distributed is not None:
+        parts += [Text(), distributed]
     parts.append(Text())
     parts.append(render_findings(findings))
     parts.append(Text())

@@ -17,9 +17,12 @@ from analyzer.findings import Finding
 from analyzer.format import MISSING, NOT_MEASURED, ms, sci, times
 from analyzer.render.benchmark import criteria_by_name, criterion_shortfall
 from analyzer.render.compile_time import compile_time_markdown
+from analyzer.render.distributed import distributed_markdown
 from analyzer.render.findings_markdown import findings_markdown
+from analyzer.render.memory import memory_plan_markdown
 from analyzer.render.speed import recommendation_markdown, speed_markdown
 from probes.records import target as keys
+from probes.records.distributed import DISTRIBUTED
 from probes.records.names import BENCHMARK, ENTRY_POINTS
 from probes.records.reference import SPEEDUP_KEY, TIME_COMPILED_KEY, TIME_ORIGINAL_KEY
 
@@ -77,6 +80,8 @@ def report_markdown(diagnosis: Mapping[str, Any]) -> str:
         "interleaved",
         f"- **Compile**: {compiled_with}",
         "",
+        *memory_plan_markdown(diagnosis.get("memory_plan")),
+        *distributed_markdown((diagnosis.get("probes") or {}).get(DISTRIBUTED)),
         "## Compilation Results",
         "",
         f"- **Status**: {'SUCCESS' if metrics.get('compilation_successful') else 'FAILED'}",

@@ -21,8 +21,10 @@ from analyzer.rules import (
     benchmark,
     compile,
     compile_time,
+    distributed,
     divergence,
     kernels,
+    memory,
     probe_errors,
     speed,
 )
@@ -36,23 +38,28 @@ RULE_MODULES: tuple[ModuleType, ...] = (
     speed,
     compile,
     divergence,
+    distributed,
 )
-# Every family of rules: those above, then the one over probes that could not finish.
-RULE_FAMILIES: tuple[ModuleType, ...] = (*RULE_MODULES, probe_errors)
+# Every family of rules: those above, then the one over probes that could not finish, then the
+# memory plan's (skipped probes; an out-of-memory it could not foresee).
+RULE_FAMILIES: tuple[ModuleType, ...] = (*RULE_MODULES, probe_errors, memory)
 
 
 def run_rules(
     probes: Mapping[str, Any],
     probe_errors: Mapping[str, str] | None = None,
     batch_size: int | None = None,
+    memory_plan: Mapping[str, Any] | None = None,
 ) -> list[Finding]:
     """Every finding the recorded probes support, most important first.
 
     `probe_errors` (probe name -> its error line) adds a finding for each probe that could not
-    finish; `batch_size` lets an out-of-memory finding suggest a smaller one.
+    finish; `batch_size` lets an out-of-memory finding suggest a smaller one; `memory_plan`
+    (`diagnosis.json["memory_plan"]`) adds a finding for each probe it skipped.
     """
     findings: list[Finding] = []
     for family in RULE_MODULES:
         findings.extend(family.check(probes))
     findings.extend(probe_failed_findings(probe_errors or {}, batch_size))
+    findings.extend(memory.check(memory_plan, probe_errors or {}))
     return rank(findings)

@@ -43,8 +43,13 @@ def diagnose(
     what_if: str | Collection[str] = WHAT_IF_AUTO,
     compile_lever: str | Collection[str] = WHAT_IF_AUTO,
     fresh_cache: bool = False,
+    memory_budget: int | None = None,
 ) -> Diagnosis:
-    """Run the probes on a built target and return what they measured and concluded."""
+    """Run the probes on a built target and return what they measured and concluded.
+
+    `memory_budget`: the bytes the probes may use beyond the built target, in place of the
+    memory measured free on its device (`probes.memory.plan_memory`).
+    """
     diagnosis = Diagnosis(command=command)
     diagnosis.notes.extend(notes or [])
     run = DiagnosisRun(
@@ -61,6 +66,7 @@ def diagnose(
         rng_what_if=rng_what_if,
         what_if=what_if,
         compile_lever=compile_lever,
+        memory_budget=memory_budget,
     )
     with quiet_torch_warnings(), inductor_cache(fresh_cache):
         return run.run()

@@ -45,6 +45,7 @@ from probes.divergence.probe import probe_divergence
 from probes.environment import current_environment
 from probes.errors import error_line
 from probes.kernels.profiling import profile_kernels
+from probes.memory import plan_memory, what_ifs_that_fit
 from probes.records.benchmark import BenchmarkSettings
 from probes.records.compile import (
     SCALAR_READ,
@@ -62,6 +63,7 @@ from probes.records.compile_time import (
 from probes.records.compile_trace import CompileTracePhase, CompileTraceRecord
 from probes.records.divergence import DROPOUT_OFF, RNG_FREE
 from probes.records.kernels import KernelTimingReport
+from probes.records.memory import MEMORY_PLAN, MemoryPlan
 from probes.records.names import (
     BENCHMARK,
     COMPILE_TIME,
@@ -105,8 +107,11 @@ class DiagnosisRun:
         rng_what_if: bool | None = None,
         what_if: str | Collection[str] = WHAT_IF_AUTO,
         compile_lever: str | Collection[str] = WHAT_IF_AUTO,
+        memory_budget: int | None = None,
     ) -> None:
         self.target = target
+        self.memory_budget = memory_budget  # bytes, in place of the memory measured free
+        self.memory_plan: MemoryPlan | None = None  # which probes fit: made before the first
         self.what_if = what_if  # --what-if: auto, none, all or names
         self.compile_lever = compile_lever  # --compile-lever: auto, none, all or names
         self.compile_levers: list[CompileLever] = []
@@ -138,7 +143,7 @@ class DiagnosisRun:
         diagnosis.environment = to_jsonable(current_environment(self.target.device))
         diagnosis.compile_settings = self.compile_settings.describe()
         diagnosis.notes.extend(self.target.notes)
-        self.writer.save()
+        self._plan_memory()
         try:
             # RNG state is global: give it back as it was, whatever the probes seeded.
             with self.interrupt, torch.random.fork_rng(devices=self._cuda_devices()):
@@ -150,6 +155,7 @@ class DiagnosisRun:
                     self._probe(SPEED_WHAT_IFS, self._run_what_ifs)
                     self._probe(COMPILE_TIME, self._run_compile_levers)
                     self._probe(DIVERGENCE, self._run_divergence)
+                if self._compiled_ok() or self.benchmark is None:  # it compiles its own copy
                     with self._compile_trace(RECOMPILES):
                         self._probe(RECOMPILES, self._run_recompiles)
                 self._probe(COMPILE_TRACE, self._render_compile_trace)
@@ -165,7 +171,10 @@ class DiagnosisRun:
         """Findings from whatever was measured; then the final write."""
         diagnosis = self.diagnosis
         diagnosis.findings = run_rules(
-            diagnosis.probes, diagnosis.probe_errors, self.target.description.get(BATCH_SIZE)
+            diagnosis.probes,
+            diagnosis.probe_errors,
+            self.target.description.get(BATCH_SIZE),
+            memory_plan=diagnosis.memory_plan,
         )
         diagnosis.verdict = verdict_record(
             diagnosis.reference_metrics, diagnosis.probes.get(BENCHMARK), diagnosis.findings
@@ -181,9 +190,26 @@ class DiagnosisRun:
     def _compiled_ok(self) -> bool:
         return self.benchmark is not None and self.benchmark.result.compilation_successful
 
+    def _plan_memory(self) -> None:
+        """Which probes fit in the memory free (or the stated budget), recorded at once."""
+        try:
+            self.memory_plan = plan_memory(
+                self.target,
+                self.probes,
+                self.memory_budget,
+                what_if=self.what_if,
+                compile_lever=self.compile_lever,
+            )
+            self.diagnosis.memory_plan = to_jsonable(self.memory_plan)
+        except Exception as error:  # without a plan every probe runs, as before
+            self.writer.record_error(MEMORY_PLAN, error_line(error))
+        self.writer.save()
+
     def _probe(self, name: str, measure: Callable[[], Any]) -> None:
         if self.probes is not None and name not in self.probes:
             return
+        if self.memory_plan is not None and not self.memory_plan.runs(name):
+            return  # skipped, not failed: the plan records why
         started = time.perf_counter()
         try:
             measure()
@@ -355,6 +381,7 @@ class DiagnosisRun:
         """More compiles of the model, one per lever; by default those the attribution points to."""
         target = self.target
         plan = plan_what_ifs(self.what_if, self._what_if_evidence())
+        plan = what_ifs_that_fit(self.memory_plan, plan)  # each one keeps a twin till checked
         calls = {INFERENCE: self._inference_call}
         if target.loss is not None:
             calls[TRAINING] = self._training_call

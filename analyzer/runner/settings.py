@@ -10,6 +10,7 @@ where none is asked for (`benchmark_settings`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,26 @@ if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command
     from probes.targets.target import CompileSettings
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# `--memory-budget` units, decimal and binary, and none for bytes ("B" too); case does not matter.
+MEMORY_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "kib": 2**10,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 2**20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": 2**30,
+    "t": 10**12,
+    "tb": 10**12,
+    "tib": 2**40,
+}
+_MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*")
+DEFAULT_MODE = MODES[0]
+DEFAULT_BACKEND = "inductor"
 DEFAULT_OUT_ROOT = Path("compile-diagnose-out")
 
 
@@ -59,11 +80,14 @@ def benchmark_settings(
 
 
 def compile_settings(
-    mode: str, backend: str, how: str, *, backend_option: str = "backend"
+    mode: str | None, backend: str | None, how: str, *, backend_option: str = "backend"
 ) -> CompileSettings:
-    """The compiled twin's settings, once the mode and backend are known to torch."""
+    """The compiled twin's settings, once the mode and backend are known to torch (None: the
+    defaults, "default" and Inductor)."""
     from probes.targets.target import CompileSettings
 
+    mode = mode or DEFAULT_MODE
+    backend = backend or DEFAULT_BACKEND
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: choose from {', '.join(MODES)}")
     check_backend(backend, option=backend_option)
@@ -96,6 +120,31 @@ def resolve_device(requested: str | torch.device | None, *, option: str = "devic
             f"(torch.cuda.is_available() is False); use {option} cpu"
         )
     return device
+
+
+def memory_budget_request(
+    requested: str | int | None, *, option: str = "memory_budget"
+) -> int | None:
+    """A stated memory budget in bytes: a number of bytes, or text such as 24GiB, 24G, 512MiB,
+    1.5GB (G and GB are 10**9 bytes, GiB 2**30); None when none is stated."""
+    if requested is None:
+        return None
+    if isinstance(requested, bool) or not isinstance(requested, int | str):
+        raise UsageError(f"{option} {requested!r}: give a size such as 24GiB, 512MiB or bytes")
+    size = requested if isinstance(requested, int) else _parse_size(requested, option)
+    if size <= 0:
+        raise UsageError(f"{option} {requested}: must be more than 0 bytes")
+    return size
+
+
+def _parse_size(text: str, option: str) -> int:
+    match = _MEMORY_SIZE.fullmatch(text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in MEMORY_UNITS:
+        raise UsageError(
+            f"{option} {text}: not a size; use e.g. 24GiB, 24G, 512MiB, 1.5GB or a number of bytes"
+        )
+    return int(float(match.group(1)) * MEMORY_UNITS[unit])
 
 
 def selected_probes(probes: Iterable[str] | None) -> tuple[frozenset[str] | None, list[str]]:

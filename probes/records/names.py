@@ -43,7 +43,8 @@ PROBES = (
     COMPILE_TRACE,
 )
 # Probes that measure on the benchmark's compiled copies: selecting one runs the benchmark too.
-NEEDS_BENCHMARK = (KERNELS, DIVERGENCE, SPEED_WHAT_IFS, COMPILE_TIME, RECOMPILES)
+# (The recompile scenarios compile a copy of their own.)
+NEEDS_BENCHMARK = (KERNELS, DIVERGENCE, SPEED_WHAT_IFS, COMPILE_TIME)
 # Recorded by the kernel probe's step beside its own section: the time attribution per entry
 # point, read from the same profiled runs (`probes/records/speed.py`).
 SPEED = "speed"

@@ -14,6 +14,12 @@ from torch import nn
 
 REWARD_KEY = "next.reward"  # lerobot's REWARD: the only non-observation key with delta indices
 INDEX_KEY = "index"  # every dataset frame has one; tdmpc reads the batch size from it
+ACTION_KEY = "action"  # lerobot's ACTION: the one queue that is not an observation's
+# What a language-conditioned policy's tokenizer step adds (lerobot's OBS_LANGUAGE_TOKENS and
+# OBS_LANGUAGE_ATTENTION_MASK): token ids padded to the config's `tokenizer_max_length`.
+LANGUAGE_TOKENS_KEY = "observation.language.tokens"
+LANGUAGE_MASK_KEY = "observation.language.attention_mask"
+PROMPT_TOKENS = 16  # the prompt's length in tokens: a short task, the rest padding
 
 
 def synthetic_batch(
@@ -43,6 +49,39 @@ def synthetic_batch(
             )
         batch[INDEX_KEY] = torch.arange(batch_size)
     return {key: value.to(device) for key, value in batch.items()}
+
+
+def language_inputs(
+    batch_size: int, length: int, vocabulary: int, device: torch.device, *, seed: int
+) -> dict[str, torch.Tensor]:
+    """Token ids and their mask as a tokenizer gives a short task padded to `length`.
+
+    The first `PROMPT_TOKENS` positions (or all, when fewer) hold ids drawn below `vocabulary`
+    with the mask True; the rest are padding (id 0, mask False), as `padding="max_length"` pads.
+    No tokenizer is needed: the model reads ids, and any id below its vocabulary is one it embeds.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    prompt = min(PROMPT_TOKENS, length)
+    tokens = torch.zeros((batch_size, length), dtype=torch.long)
+    tokens[:, :prompt] = torch.randint(vocabulary, (batch_size, prompt), generator=generator)
+    mask = torch.zeros((batch_size, length), dtype=torch.bool)
+    mask[:, :prompt] = True
+    return {LANGUAGE_TOKENS_KEY: tokens.to(device), LANGUAGE_MASK_KEY: mask.to(device)}
+
+
+def vocabulary_size(policy: nn.Module) -> int | None:
+    """The number of token ids the policy's language model embeds (None: it reads no language)."""
+    for module in policy.modules():
+        get = getattr(module, "get_input_embeddings", None)
+        if not callable(get):
+            continue
+        try:
+            embedding = get()
+        except (NotImplementedError, AttributeError):
+            continue
+        if isinstance(embedding, nn.Embedding):
+            return embedding.num_embeddings
+    return None
 
 
 def _feature_steps(
@@ -98,8 +137,12 @@ QUEUE_TRACE_HANGS = (
 
 
 def has_observation_queues(policy: nn.Module) -> bool:
-    """Does `select_action` keep observation histories in `policy._queues` (diffusion, vqbet...)?"""
-    return isinstance(getattr(policy, "_queues", None), dict)
+    """Does `select_action` keep observation histories in `policy._queues` (diffusion, vqbet...)?
+
+    pi0, pi05 and smolvla keep a `_queues` too, holding only the action queue.
+    """
+    queues = getattr(policy, "_queues", None)
+    return isinstance(queues, dict) and any(key != ACTION_KEY for key in queues)
 
 
 def queued_observations(policy: nn.Module) -> dict[str, torch.Tensor]:
@@ -109,4 +152,4 @@ def queued_observations(policy: nn.Module) -> dict[str, torch.Tensor]:
     tdmpc's "observation.image"), and predict_action_chunk reads the queues of the keys it is
     given: so the keys come from the queues, the values are their latest observations.
     """
-    return {key: queue[-1] for key, queue in policy._queues.items() if key != "action" and queue}
+    return {key: queue[-1] for key, queue in policy._queues.items() if key != ACTION_KEY and queue}

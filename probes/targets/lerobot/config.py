@@ -7,7 +7,9 @@ policy is then lerobot's own class built from that config.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import types
 import typing
@@ -18,7 +20,9 @@ from torch import nn
 
 from probes.errors import TargetError, first_line
 from probes.targets.lerobot.packages import extra_required
-from probes.targets.lerobot.presets import PolicySpec, Preset
+from probes.targets.lerobot.paligemma import fit_vision_projector
+from probes.targets.lerobot.presets import POLICIES, PolicySpec, Preset
+from probes.targets.lerobot.random_init import fill_random_weights, initialisation_skipped
 
 
 def config_class(policy: str) -> type:
@@ -88,6 +92,7 @@ def build_config(spec: PolicySpec, preset: Preset, overrides: Mapping[str, Any],
         "input_features": inputs,
         "output_features": {"action": PolicyFeature(FeatureType.ACTION, (preset.action_dim,))},
         "device": device,
+        **local_vlm_values(preset),
         **preset.config,
         **overrides,
     }
@@ -99,13 +104,47 @@ def build_config(spec: PolicySpec, preset: Preset, overrides: Mapping[str, Any],
         raise TargetError(f"{spec.name} config rejected: {first_line(error)}") from error
 
 
-def build_policy(config: Any) -> nn.Module:
-    """lerobot's policy class for the config, built from it with random weights."""
+@dataclasses.dataclass
+class BuiltPolicy:
+    policy: nn.Module
+    notes: list[str]  # what the tool changed of lerobot's build, in a sentence each
+
+
+def local_vlm_values(preset: Preset) -> dict[str, Any]:
+    """The config values that point a policy at the vision-language model the tool writes
+    locally for the preset (written once into the tool's cache): none for other presets."""
+    if preset.local_vlm is None:
+        return {}
+    from probes.targets.lerobot.local_vlm import CPU, TINY, smolvla_config
+
+    local = {vlm.name: vlm for vlm in (TINY, CPU)}
+    return smolvla_config(local[preset.local_vlm])
+
+
+def build_policy(config: Any, *, seed: int | None = 0) -> BuiltPolicy:
+    """lerobot's policy class for the config, built from it with random weights.
+
+    A billion-parameter policy (`PolicySpec.fast_random_init`) is built with initialisation
+    skipped and then filled once from `seed`; `seed=None` leaves it unfilled, for a twin whose
+    weights are loaded next.
+    """
     from lerobot.policies.factory import get_policy_class
 
+    spec = POLICIES.get(config.type)
+    fast = spec is not None and spec.fast_random_init
     # lerobot checks its optional packages when a policy is built, not when it is imported.
     with extra_required(config.type):
-        return get_policy_class(config.type)(config)
+        policy_class = get_policy_class(config.type)
+        # lerobot prints progress ("Reducing the number of VLM layers to 4 ...") as it builds
+        with (
+            initialisation_skipped() if fast else contextlib.nullcontext(),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            policy = policy_class(config)
+    if fast and seed is not None:
+        fill_random_weights(policy, seed)
+    projector = fit_vision_projector(policy, seed or 0)
+    return BuiltPolicy(policy, [projector] if projector else [])
 
 
 def config_summary(config: Any) -> dict[str, Any]:

@@ -24,18 +24,18 @@ from probes.records.compile import batch_size_scenario
 from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, INFERENCE, TRAINING
 from probes.targets.dtype import cast_inputs, check_runs_in_dtype, torch_dtype
 from probes.targets.lerobot.batches import (
+    LANGUAGE_TOKENS_KEY,
+    PROMPT_TOKENS,
     QUEUE_TRACE_HANGS,
     current_observations,
     has_observation_queues,
+    language_inputs,
     queued_observations,
     synthetic_batch,
+    vocabulary_size,
 )
 from probes.targets.lerobot.checkpoint import load_pretrained
-from probes.targets.lerobot.compiled_copy import (
-    DEFAULT_COMPILE_HOW,
-    compile_policy_copy,
-    require_compile_switch,
-)
+from probes.targets.lerobot.compiled_copy import compile_policy_copy, require_compile_switch
 from probes.targets.lerobot.config import (
     build_config,
     build_policy,
@@ -53,6 +53,8 @@ from probes.targets.lerobot.packages import require_packages
 from probes.targets.lerobot.presets import PolicySpec, Preset, choose_preset, policy_spec
 from probes.targets.target import CompileSettings, OtherBatch, Target, TargetRecipe
 
+CONFIG_DTYPES = ("float32", "bfloat16")  # what pi0's, pi05's and pi0_fast's configs accept
+
 
 @dataclass(frozen=True)
 class PolicyRequest:
@@ -66,8 +68,10 @@ class PolicyRequest:
     pretrained: str | None = None
     dataset_root: str | None = None
     seed: int = DEFAULT_SEED
-    compile_how: str = DEFAULT_COMPILE_HOW
-    dtype: str = DEFAULT_DTYPE  # the policy's floating-point parameters and batches cast to it
+    compile_how: str | None = None  # None: the policy's default (`PolicySpec.default_compile_how`)
+    # The floating-point dtype: the policy and its batches are cast to it, or for a policy with a
+    # precision of its own (`PolicySpec.config_dtype`) its config's `dtype`. None: the preset's.
+    dtype: str | None = None
 
 
 @dataclass
@@ -77,6 +81,23 @@ class _Batches:
     inference: dict[str, torch.Tensor]
     training: dict[str, torch.Tensor]
     source: str
+
+    def add_language(
+        self, config: Any, policy: nn.Module, batch_size: int, request: PolicyRequest
+    ) -> None:
+        """Token ids and mask for a language-conditioned policy, where the batches lack them."""
+        length = getattr(config, "tokenizer_max_length", None)
+        vocabulary = vocabulary_size(policy)
+        if length is None or vocabulary is None or LANGUAGE_TOKENS_KEY in self.inference:
+            return
+        language = language_inputs(
+            batch_size, length, vocabulary, request.device, seed=request.seed
+        )
+        self.inference.update(language)
+        self.training.update(language)
+        self.source += (
+            f"; language: {PROMPT_TOKENS} random token ids padded to {length} (no tokenizer)"
+        )
 
 
 def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
@@ -93,15 +114,22 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
     if batch_size < 1:
         raise TargetError(f"--batch-size must be at least 1, got {batch_size}")
     notes = _preset_notes(spec, preset, request)
-    if request.compile_how == "config":
+    if compile_how_of(request) == "config":
         require_compile_switch(spec.name, config_class(spec.name))
     dataset = None if request.dataset_root is None else read_dataset(Path(request.dataset_root))
     torch.manual_seed(request.seed)  # the same random initial weights on every run
-    config, policy, preprocessor = _config_and_policy(spec, preset, request, dataset)
-    policy = policy.to(device=request.device, dtype=torch_dtype(request.dtype))
+    config, policy, preprocessor, build_notes = _config_and_policy(spec, preset, request, dataset)
+    notes.extend(build_notes)
+    dtype = dtype_of(spec, config, request)
+    cast = DEFAULT_DTYPE if spec.config_dtype else dtype  # such a policy casts for itself
+    if spec.config_dtype:
+        policy = policy.to(device=request.device)  # its dtypes are its config's mix
+    else:
+        policy = policy.to(device=request.device, dtype=torch_dtype(cast))
     batches = _batches(config, batch_size, request, dataset, preprocessor)
-    batches.inference = cast_inputs(batches.inference, request.dtype)
-    batches.training = cast_inputs(batches.training, request.dtype)
+    batches.add_language(config, policy, batch_size, request)
+    batches.inference = cast_inputs(batches.inference, cast)
+    batches.training = cast_inputs(batches.training, cast)
     description = {
         description_keys.POLICY: spec.name,
         description_keys.PRESET: preset.name,
@@ -110,7 +138,7 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
         description_keys.BATCH_SIZE: batch_size,
         description_keys.BATCH_SOURCE: batches.source,
         description_keys.PARAMETERS: sum(p.numel() for p in policy.parameters()),
-        description_keys.DTYPE: request.dtype,
+        description_keys.DTYPE: dtype,
         "input_features": {k: list(v.shape) for k, v in config.input_features.items()},
         "output_features": {k: list(v.shape) for k, v in config.output_features.items()},
         "config": config_summary(config),
@@ -126,9 +154,22 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
         request.seed,
     )
     target.recipe = TargetRecipe(f"{__name__}:{rebuild_target.__name__}", (request,))
-    target.dtype = request.dtype
-    check_runs_in_dtype(target, spec.name)
+    target.dtype = dtype
+    if not spec.config_dtype:
+        check_runs_in_dtype(target, spec.name)
     return target, preset
+
+
+def compile_how_of(request: PolicyRequest) -> str:
+    """How the request's policy is compiled: as asked, else the policy's default."""
+    return request.compile_how or policy_spec(request.policy).default_compile_how
+
+
+def dtype_of(spec: PolicySpec, config: Any, request: PolicyRequest) -> str:
+    """The dtype the policy runs in: its config's own for a policy with one, else as asked."""
+    if spec.config_dtype:
+        return str(config.dtype)
+    return request.dtype or DEFAULT_DTYPE
 
 
 def rebuild_target(request: PolicyRequest) -> Target:
@@ -152,8 +193,9 @@ def _preset_notes(spec: PolicySpec, preset: Preset, request: PolicyRequest) -> l
 
 def _config_and_policy(
     spec: PolicySpec, preset: Preset, request: PolicyRequest, dataset: DatasetInputs | None
-) -> tuple[Any, nn.Module, Any]:
-    """The config, the policy and its checkpoint pre-processor (None unless --pretrained).
+) -> tuple[Any, nn.Module, Any, list[str]]:
+    """The config, the policy, its checkpoint pre-processor (None unless --pretrained) and the
+    notes on what the tool changed of lerobot's build.
 
     A dataset's feature shapes replace the preset's, as `make_policy` does with dataset metadata.
     """
@@ -168,12 +210,25 @@ def _config_and_policy(
             )
         if request.overrides:
             raise TargetError("--policy.FIELD overrides do not apply to a --pretrained policy")
-        return config, policy, preprocessor
+        return config, policy, preprocessor, []
     overrides = parse_overrides(config_class(spec.name), request.overrides)
+    if spec.config_dtype and request.dtype is not None:
+        overrides["dtype"] = config_dtype(spec, request.dtype)
     config = build_config(spec, preset, overrides, str(request.device))
     if dataset is not None:
         apply_dataset_features(config, dataset)
-    return config, build_policy(config), None
+    built = build_policy(config, seed=request.seed)
+    return config, built.policy, None, built.notes
+
+
+def config_dtype(spec: PolicySpec, dtype: str) -> str:
+    """--dtype as the value of the config's own `dtype` field, which takes these two."""
+    if dtype not in CONFIG_DTYPES:
+        raise TargetError(
+            f"{spec.name} runs in the dtype its config names, one of {', '.join(CONFIG_DTYPES)}: "
+            f"not {dtype}"
+        )
+    return dtype
 
 
 def _batches(

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from probes.errors import TargetError
+from probes.records.names import GRAPH_BREAKS, RECOMPILES
+from probes.records.target import DEFAULT_POLICY_COMPILE_HOW
 
 if TYPE_CHECKING:  # the command line lists the policies without importing torch
     import torch
@@ -31,6 +33,13 @@ class Preset:
     iters_inference: int = 100
     iters_training: int = 50
     warmup: int = 10
+    # The probes run unless the user names them (--probes), and why: None runs them all.
+    probes: tuple[str, ...] | None = None
+    why_these_probes: str = ""
+    backend: str | None = None  # the backend unless the user names one (None: inductor)
+    # A vision-language model the tool writes locally (`local_vlm.LOCAL_VLMS`): its folder is
+    # the config's `vlm_model_name`, so that nothing is fetched from the hub.
+    local_vlm: str | None = None
 
 
 def cpu_preset(description: str, config: dict[str, Any], **fields: Any) -> Preset:
@@ -65,6 +74,12 @@ class PolicySpec:
     packages: tuple[str, ...] = ()  # import names the policy needs beyond lerobot's core
     # Why the tool does not build it with random weights (then --pretrained PATH is required).
     needs_pretrained: str | None = None
+    default_compile_how: str = DEFAULT_POLICY_COMPILE_HOW
+    # Built with initialisation skipped and filled once (`random_init`): billion-parameter models.
+    fast_random_init: bool = False
+    # The config's `dtype` field is the policy's own precision (pi0 keeps its vision tower and
+    # norms in float32 under "bfloat16"): --dtype sets it instead of casting the whole module.
+    config_dtype: bool = False
 
     @property
     def parts_compiled_by_model(self) -> tuple[str, ...]:
@@ -326,44 +341,122 @@ TDMPC = PolicySpec(
     cpu_preset="cpu",
 )
 
-# Vision-language-action policies: built from a checkpoint only. Their random-weight build is a
-# multi-billion-parameter model (pi0's used more than 14 GB), and smolvla fetches its VLM's
-# files from the hub when built; their batches need the checkpoint's own tokenizer.
-CHECKPOINT = Preset(
-    name="checkpoint",
-    description="the checkpoint's own config and feature shapes (--pretrained PATH), batch 2",
-    image_shape=None,
-    batch_size=2,
-    iters_inference=10,
-    iters_training=5,
-    warmup=2,
+# Vision-language-action policies. pi0 and pi05 cannot be made smaller than PaliGemma's
+# gemma_300m with a gemma_300m action expert (1.83 and 1.95 billion parameters, 7.7 GB in float32):
+# their CPU preset finds graph breaks and recompiles (backend eager) only, and the whole diagnosis
+# runs on CUDA at full size in bfloat16. smolvla's vision-language model is written locally at any
+# size (`local_vlm`), so it has tiny and CPU presets that run everything. All four compile
+# `sample_actions` (pi0_fast: `sample_actions_fast`) and `forward` of their model when their
+# config's `compile_model` is set, in the config's `compile_mode` (max-autotune): that switch is
+# how they are compiled by default (--compile-how config).
+PI_CAMERA = "observation.images.base_0_rgb"
+VLA_PROBES = (GRAPH_BREAKS, RECOMPILES)
+VLA_PROBES_WHY = (
+    "a diagnosis of a 1.8-billion-parameter model on a CPU would take hours: graph breaks and "
+    "recompiles (backend eager) only; the whole diagnosis runs on CUDA (--preset reference)"
 )
+SMALLEST_PALIGEMMA = {"paligemma_variant": "gemma_300m", "action_expert_variant": "gemma_300m"}
 
 
-def _checkpoint_only(name: str, extra: str, packages: tuple[str, ...], why: str) -> PolicySpec:
+def pi_presets(name: str, parameters: str) -> dict[str, Preset]:
+    """pi0's and pi05's presets: full size in bfloat16 on CUDA; the smallest size on a CPU."""
+    return {
+        "reference": Preset(
+            name="reference",
+            description=f"{name} as released: PaliGemma gemma_2b with a gemma_300m action expert, "
+            "in bfloat16 (the config's own dtype: vision tower and norms stay float32), "
+            "10 denoising steps, chunk 50, one 3x224x224 camera, state 8, action 7, batch 8",
+            config={"dtype": "bfloat16"},
+            image_shape=(3, 224, 224),
+            camera=PI_CAMERA,
+            state_dim=8,
+            action_dim=7,
+            iters_inference=20,
+            iters_training=10,
+            warmup=3,
+        ),
+        "cpu": Preset(
+            name="cpu",
+            description=f"the smallest {name}: PaliGemma gemma_300m with a gemma_300m action "
+            f"expert ({parameters} parameters, float32), 10 denoising steps, chunk 50, one "
+            "3x224x224 camera, state 8, action 7, batch 2; graph breaks and recompiles only",
+            config=dict(SMALLEST_PALIGEMMA),
+            image_shape=(3, 224, 224),
+            camera=PI_CAMERA,
+            state_dim=8,
+            action_dim=7,
+            batch_size=2,
+            iters_inference=3,
+            iters_training=2,
+            warmup=1,
+            probes=VLA_PROBES,
+            why_these_probes=VLA_PROBES_WHY,
+            backend="eager",
+        ),
+    }
+
+
+def pi_spec(name: str, parameters: str) -> PolicySpec:
     return PolicySpec(
         name=name,
         inner_module="model",
-        presets={CHECKPOINT.name: CHECKPOINT},
-        cuda_preset=CHECKPOINT.name,
-        cpu_preset=CHECKPOINT.name,
-        extra=extra,
-        packages=packages,
-        needs_pretrained=why,
+        compiled_parts=("model.sample_actions", "model.forward"),
+        presets=pi_presets(name, parameters),
+        cuda_preset="reference",
+        cpu_preset="cpu",
+        extra="pi",
+        packages=("transformers",),
+        default_compile_how="config",
+        fast_random_init=True,
+        config_dtype=True,
     )
 
 
-PI0 = _checkpoint_only(
-    "pi0", "pi", ("transformers",), "random weights make a PaliGemma-sized model (> 14 GB)"
-)
-PI05 = _checkpoint_only(
-    "pi05", "pi", ("transformers",), "random weights make a PaliGemma-sized model (> 14 GB)"
-)
-SMOLVLA = _checkpoint_only(
-    "smolvla",
-    "smolvla",
-    ("transformers", "num2words"),
-    "building it fetches its vision-language model's files from the hub",
+PI0 = pi_spec("pi0", "1.83 billion")
+PI05 = pi_spec("pi05", "1.95 billion")
+
+SMOLVLA_CAMERA = "observation.images.top"
+SMOLVLA = PolicySpec(
+    name="smolvla",
+    inner_module="model",
+    compiled_parts=("model.sample_actions", "model.forward"),
+    presets={
+        "reference": Preset(
+            name="reference",
+            description="smolvla as released: SmolVLM2-500M's config and processor (from the "
+            "local Hugging Face cache: nothing is downloaded), random weights, 16 of its layers, "
+            "one 3x512x512 camera, state 6, action 6, batch 8",
+            config={},
+            image_shape=(3, 512, 512),
+            camera=SMOLVLA_CAMERA,
+            iters_inference=20,
+            iters_training=10,
+            warmup=3,
+        ),
+        "cpu": cpu_preset(
+            description="smolvla with a small SmolVLM the tool writes locally (text width 256, "
+            "4 layers; vision width 128 on 128x128 images), 10 denoising steps, one 3x128x128 "
+            "camera, batch 8",
+            config={},
+            image_shape=(3, 128, 128),
+            camera=SMOLVLA_CAMERA,
+            local_vlm="cpu",
+        ),
+        "tiny": tiny_preset(
+            description="smolvla with a tiny SmolVLM the tool writes locally (text width 64, "
+            "4 layers; vision width 32 on 64x64 images), 2 denoising steps, chunk 10, one "
+            "3x64x64 camera, batch 2: for tests and quick checks",
+            config={"num_steps": 2, "chunk_size": 10, "n_action_steps": 5},
+            image_shape=(3, 64, 64),
+            camera=SMOLVLA_CAMERA,
+            local_vlm="tiny",
+        ),
+    },
+    cuda_preset="reference",
+    cpu_preset="cpu",
+    extra="smolvla",
+    packages=("transformers", "num2words"),
+    default_compile_how="config",
 )
 
 POLICIES: dict[str, PolicySpec] = {

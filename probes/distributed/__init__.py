@@ -1,0 +1,1 @@
+"""Measurement on several processes: each rank's compiled DDP training step (`worker.py`)."""
