@@ -41,8 +41,9 @@ class TrainingLoop:
     """One side's training: its own copy, optimiser and per-step seeds.
 
     `optimizer_options` are Adam's extra arguments (`{"fused": True}` for a what-if);
-    `autocast` ("bfloat16" / "float16") runs the forward and loss under `torch.autocast`, as
-    Accelerate's mixed precision (`accelerator.autocast()`) does in LeRobot's trainer.
+    `autocast` ("bfloat16" / "float16"; by default the settings') runs the forward and loss
+    under `torch.autocast`, as Accelerate's mixed precision (`accelerator.autocast()`) does in
+    LeRobot's trainer.
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class TrainingLoop:
         autocast: str | None = None,
     ) -> None:
         self.policy = policy
-        self.autocast = autocast
+        self.autocast = autocast if autocast is not None else settings.autocast
         self.loss = loss
         self.settings = settings
         self.parameters = [p for p in policy.parameters() if p.requires_grad]

@@ -152,3 +152,21 @@ def test_a_fresh_process_builds_the_users_model_again_from_the_factory(
         assert lever["status"] == "measured", lever["reason"]
         assert lever["detail"]["fresh_process"] and lever["detail"]["frames"] >= 1
         assert lever["compile_s"] > 0
+
+
+def test_autocast_runs_the_training_forward_in_low_precision_on_one_process(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, user_file: Path
+) -> None:
+    losses = {}
+    for autocast in (None, "bfloat16"):
+        out = tmp_path / str(autocast)
+        args = ["module", f"{user_file}:make", *QUICK, "--probes", "benchmark", "--out", str(out)]
+        code, stdout, _ = run_cli([*args, *(["--autocast", autocast] if autocast else [])], capsys)
+        assert code in (0, 1)
+        benchmark = json.loads((out / "diagnosis.json").read_text())["probes"]["benchmark"]
+        assert benchmark["settings"]["autocast"] == autocast
+        losses[autocast] = benchmark["training_trace"]["eager_losses"]
+    assert "torch.autocast(bfloat16)" in stdout
+    # the same weights, batch and steps: only bfloat16's rounding of the forward differs
+    assert losses[None] != losses["bfloat16"]
+    assert losses[None] == pytest.approx(losses["bfloat16"], rel=0.05)

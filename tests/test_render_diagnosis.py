@@ -122,5 +122,13 @@ def test_a_run_without_benchmark_renders_without_a_verdict(recorded: dict) -> No
     diagnosis["probes"] = {k: v for k, v in recorded["probes"].items() if k != "benchmark"}
     text = render(diagnosis, 120)
     assert "Reference criteria" not in text
-    assert "The benchmark probe recorded nothing." in text
+    # the recorded run completed: the benchmark was not selected, and the text says so
+    assert "The benchmark was not run: it was not among the probes selected" in text
+    markdown = report_markdown(diagnosis)
+    assert "## Benchmark" in markdown and "Compilation Results" not in markdown
+    skipped = {
+        **diagnosis,
+        "memory_plan": {"probes": [{"probe": "benchmark", "runs": False, "skipped": "memory"}]},
+    }
+    assert "does not fit in the memory left for the probes" in render(skipped, 120)
     assert "no verdict: the benchmark did not run" in report_markdown(diagnosis)

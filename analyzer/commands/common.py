@@ -220,8 +220,8 @@ def add_distributed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--autocast",
         choices=AUTOCAST_DTYPES,
-        help="with --nproc: the training forward under torch.autocast in this dtype, as "
-        "Accelerate's mixed precision",
+        help="the training forward under torch.autocast in this dtype, as Accelerate's mixed "
+        "precision in LeRobot's trainer (one process or --nproc)",
     )
     parser.add_argument(
         "--find-unused-parameters",
@@ -339,6 +339,7 @@ def diagnose_and_show(
             iters_training=args.iters_training,
             warmup=args.warmup,
             seed=args.seed,
+            autocast=args.autocast,
         )
         probes, notes = chosen_probes(args, defaults)
         diagnosis = diagnose(

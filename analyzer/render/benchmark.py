@@ -16,6 +16,8 @@ from rich.text import Text
 
 from analyzer.format import NOT_MEASURED, count, mebibytes, ms, sci, seconds, speedup_range, times
 from analyzer.render.verdicts import VERDICT_STYLE, passed_text
+from probes.records.distributed import DISTRIBUTED
+from probes.records.memory import SKIP_REASONS
 from probes.records.names import BENCHMARK, COMPILED, EAGER, ENTRY_POINTS, SIDES
 from probes.records.reference import (
     ACTION_DIFF,
@@ -206,12 +208,27 @@ def capture_table(benchmark: Mapping[str, Any]) -> Table:
     return table
 
 
+def benchmark_absence(diagnosis: Mapping[str, Any]) -> str:
+    """Why the diagnosis holds no benchmark, in a line, from what it recorded."""
+    if BENCHMARK in (diagnosis.get("probe_errors") or {}):
+        return f"The benchmark failed: {diagnosis['probe_errors'][BENCHMARK]}"
+    for entry in (diagnosis.get("memory_plan") or {}).get("probes") or []:
+        if entry.get("probe") == BENCHMARK and not entry.get("runs", True):
+            reason = SKIP_REASONS.get(entry.get("skipped"), entry.get("skipped"))
+            return f"The benchmark was not run: it {reason} (see the memory plan)."
+    if DISTRIBUTED in (diagnosis.get("probes") or {}):
+        return "The benchmark of one process was not run: each rank's training is measured above."
+    if diagnosis.get("status") == "complete":
+        return "The benchmark was not run: it was not among the probes selected (see the notes)."
+    return "The benchmark recorded nothing: the diagnosis stopped before it."
+
+
 def benchmark_view(diagnosis: Mapping[str, Any]) -> RenderableType:
     """The benchmark's tables from a diagnosis record."""
     benchmark = (diagnosis.get("probes") or {}).get(BENCHMARK)
     metrics = diagnosis.get("reference_metrics")
     if not benchmark or not metrics:
-        return Text("The benchmark probe recorded nothing.", style="dim")
+        return Text(benchmark_absence(diagnosis), style="dim")
     parts: list[RenderableType] = [metrics_table(metrics, benchmark, diagnosis.get("verdict"))]
     if benchmark.get("capture"):
         parts.append(capture_table(benchmark))

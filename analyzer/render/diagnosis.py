@@ -61,6 +61,10 @@ def setting_table(diagnosis: Mapping[str, Any]) -> Table:
             f"inductor fallback_random {numerics.get('inductor_fallback_random')}",
         ),
     ]
+    benchmark_settings = ((diagnosis.get("probes") or {}).get("benchmark") or {}).get("settings")
+    autocast = (benchmark_settings or {}).get("autocast")
+    if autocast:
+        rows.append(("training", f"forward and loss under torch.autocast({autocast})"))
     for key, value in rows:
         table.add_row(key, value)
     return table

@@ -15,7 +15,7 @@ from typing import Any
 
 from analyzer.findings import Finding
 from analyzer.format import MISSING, NOT_MEASURED, ms, sci, times
-from analyzer.render.benchmark import criteria_by_name, criterion_shortfall
+from analyzer.render.benchmark import benchmark_absence, criteria_by_name, criterion_shortfall
 from analyzer.render.compile_time import compile_time_markdown
 from analyzer.render.distributed import distributed_markdown
 from analyzer.render.findings_markdown import findings_markdown
@@ -82,6 +82,41 @@ def report_markdown(diagnosis: Mapping[str, Any]) -> str:
         "",
         *memory_plan_markdown(diagnosis.get("memory_plan")),
         *distributed_markdown((diagnosis.get("probes") or {}).get(DISTRIBUTED)),
+    ]
+    if benchmark:
+        lines += benchmark_markdown(diagnosis, metrics, benchmark, settings, correctness)
+    else:
+        lines += ["## Benchmark", "", benchmark_absence(diagnosis), ""]
+    lines += [
+        "## Overall Result (the reference criteria)",
+        "",
+        *_overall_lines(diagnosis.get("verdict")),
+    ]
+    lines += speed_markdown(diagnosis.get("probes") or {})
+    lines += compile_time_markdown(diagnosis.get("probes") or {})
+    lines += [
+        "## Diagnosis",
+        "",
+        findings_markdown(findings),
+        "## Raw Data",
+        "",
+        "```json",
+        json.dumps(metrics, indent=2),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def benchmark_markdown(
+    diagnosis: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    benchmark: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    correctness: Mapping[str, Any],
+) -> list[str]:
+    """The benchmark's sections, in the reference report's format."""
+    lines = [
         "## Compilation Results",
         "",
         f"- **Status**: {'SUCCESS' if metrics.get('compilation_successful') else 'FAILED'}",
@@ -124,21 +159,5 @@ def report_markdown(diagnosis: Mapping[str, Any]) -> str:
         "- **Average Grad Norm Difference**: "
         f"{sci(metrics.get('grad_norm_consistency'), NOT_MEASURED)}",
         "",
-        "## Overall Result (the reference criteria)",
-        "",
-        *_overall_lines(diagnosis.get("verdict")),
     ]
-    lines += speed_markdown(diagnosis.get("probes") or {})
-    lines += compile_time_markdown(diagnosis.get("probes") or {})
-    lines += [
-        "## Diagnosis",
-        "",
-        findings_markdown(findings),
-        "## Raw Data",
-        "",
-        "```json",
-        json.dumps(metrics, indent=2),
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines

@@ -69,6 +69,7 @@ def benchmark_settings(
     iters_training: int | None = None,
     warmup: int | None = None,
     seed: int = DEFAULT_SEED,
+    autocast: str | None = None,
 ) -> BenchmarkSettings:
     """The benchmark's settings: the counts asked for, the preset's where none is asked."""
     return BenchmarkSettings(
@@ -76,6 +77,7 @@ def benchmark_settings(
         iters_training=defaults.iters_training if iters_training is None else iters_training,
         warmup=defaults.warmup if warmup is None else warmup,
         seed=seed,
+        autocast=autocast,
     )
 
 

@@ -44,6 +44,9 @@ class BenchmarkSettings:
     speedup_threshold: float = REFERENCE_SPEEDUP
     learning_rate: float = 1e-4  # Adam, as the reference script
     grad_clip_norm: float = 10.0  # LeRobot's training default, applied on both sides
+    # The training forward under torch.autocast in this dtype ("bfloat16", "float16"), as
+    # Accelerate's mixed precision in LeRobot's trainer; None: no autocast.
+    autocast: str | None = None
 
 
 @dataclass

@@ -102,6 +102,10 @@ class Target:
     other_batch: OtherBatch | None = None
     # The floating-point dtype the module and its inputs run in (`probes.targets.dtype`).
     dtype: str = DEFAULT_DTYPE
+    # Whether `compile_copy` builds a new module from the one it is given without changing it
+    # (a policy's config switch: a twin loaded with its weights), so that no copy is made first:
+    # for a billion-parameter policy one copy fewer held at once.
+    compiles_without_copy: Callable[[CompileSettings], bool] = lambda _settings: False
 
     @property
     def entry_points(self) -> list[str]:
@@ -112,4 +116,6 @@ class Target:
         return copy.deepcopy(self.module)
 
     def compiled_copy(self, settings: CompileSettings) -> nn.Module:
+        if self.compiles_without_copy(settings):
+            return self.compile_copy(self.module, settings)
         return self.compile_copy(self.fresh_copy(), settings)

@@ -69,6 +69,27 @@ def language_inputs(
     return {LANGUAGE_TOKENS_KEY: tokens.to(device), LANGUAGE_MASK_KEY: mask.to(device)}
 
 
+def fast_action_tokens(config: Any, policy: nn.Module, action: torch.Tensor) -> dict[str, Any]:
+    """pi0_fast's training targets: the batch's actions tokenized by lerobot's own
+    `ActionTokenizerProcessorStep`, with the policy's action tokenizer and its config's text
+    tokenizer (local folders), as its pre-processor adds them. Empty for other policies."""
+    tokenizer = getattr(policy, "action_tokenizer", None)
+    if tokenizer is None or not hasattr(config, "max_action_tokens"):
+        return {}
+    from lerobot.lerobot_types import TransitionKey
+    from lerobot.processor.tokenizer_processor import ActionTokenizerProcessorStep
+
+    step = ActionTokenizerProcessorStep(
+        action_tokenizer_input_object=tokenizer,
+        paligemma_tokenizer_name=config.text_tokenizer_name,
+        max_action_tokens=config.max_action_tokens,
+        fast_skip_tokens=config.fast_skip_tokens,
+    )
+    transition = step({TransitionKey.ACTION: action.cpu()})
+    added = transition[TransitionKey.COMPLEMENTARY_DATA]
+    return {key: value.to(action.device) for key, value in added.items()}
+
+
 def vocabulary_size(policy: nn.Module) -> int | None:
     """The number of token ids the policy's language model embeds (None: it reads no language)."""
     for module in policy.modules():

@@ -93,6 +93,7 @@ def build_config(spec: PolicySpec, preset: Preset, overrides: Mapping[str, Any],
         "output_features": {"action": PolicyFeature(FeatureType.ACTION, (preset.action_dim,))},
         "device": device,
         **local_vlm_values(preset),
+        **local_tokenizer_values(preset),
         **preset.config,
         **overrides,
     }
@@ -119,6 +120,15 @@ def local_vlm_values(preset: Preset) -> dict[str, Any]:
 
     local = {vlm.name: vlm for vlm in (TINY, CPU)}
     return smolvla_config(local[preset.local_vlm])
+
+
+def local_tokenizer_values(preset: Preset) -> dict[str, Any]:
+    """pi0_fast's tokenizer names pointed at the folders the tool writes (none otherwise)."""
+    if not preset.local_tokenizers:
+        return {}
+    from probes.targets.lerobot.local_vlm import fast_tokenizer_folders
+
+    return fast_tokenizer_folders()
 
 
 def build_policy(config: Any, *, seed: int | None = 0) -> BuiltPolicy:

@@ -24,10 +24,12 @@ from probes.records.compile import batch_size_scenario
 from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, INFERENCE, TRAINING
 from probes.targets.dtype import cast_inputs, check_runs_in_dtype, torch_dtype
 from probes.targets.lerobot.batches import (
+    ACTION_KEY,
     LANGUAGE_TOKENS_KEY,
     PROMPT_TOKENS,
     QUEUE_TRACE_HANGS,
     current_observations,
+    fast_action_tokens,
     has_observation_queues,
     language_inputs,
     queued_observations,
@@ -98,6 +100,10 @@ class _Batches:
         self.source += (
             f"; language: {PROMPT_TOKENS} random token ids padded to {length} (no tokenizer)"
         )
+        action_tokens = fast_action_tokens(config, policy, self.training[ACTION_KEY])
+        if action_tokens:
+            self.training.update(action_tokens)
+            self.source += "; actions tokenized by lerobot's FAST step (local tokenizers)"
 
 
 def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
@@ -329,6 +335,8 @@ def policy_target(
         description=description,
         notes=[*notes, QUEUE_TRACE_HANGS] if queues else notes,
         other_batch=other_batch,
+        # the config switch builds a twin and loads the weights: `policy` is only read
+        compiles_without_copy=lambda settings: settings.how == "config",
     )
 
 

@@ -37,9 +37,12 @@ class Preset:
     probes: tuple[str, ...] | None = None
     why_these_probes: str = ""
     backend: str | None = None  # the backend unless the user names one (None: inductor)
-    # A vision-language model the tool writes locally (`local_vlm.LOCAL_VLMS`): its folder is
+    # A vision-language model the tool writes locally (`local_vlm`, by its name): its folder is
     # the config's `vlm_model_name`, so that nothing is fetched from the hub.
     local_vlm: str | None = None
+    # pi0_fast's two tokenizers, written locally (`local_vlm.fast_tokenizer_folders`): their
+    # folders are the config's `text_tokenizer_name` and `action_tokenizer_name`.
+    local_tokenizers: bool = False
 
 
 def cpu_preset(description: str, config: dict[str, Any], **fields: Any) -> Preset:
@@ -358,15 +361,24 @@ VLA_PROBES_WHY = (
 SMALLEST_PALIGEMMA = {"paligemma_variant": "gemma_300m", "action_expert_variant": "gemma_300m"}
 
 
-def pi_presets(name: str, parameters: str) -> dict[str, Preset]:
-    """pi0's and pi05's presets: full size in bfloat16 on CUDA; the smallest size on a CPU."""
+def pi_presets(
+    name: str,
+    parameters: str,
+    config: dict[str, Any] | None = None,
+    cpu_config: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Preset]:
+    """pi0's, pi05's and pi0_fast's presets: full size in bfloat16 on CUDA; the smallest size
+    on a CPU. `config` and `fields` are what the policy adds to both, `cpu_config` to the CPU's."""
+    config = config or {}
+    steps = "" if name == "pi0_fast" else "10 denoising steps, "
     return {
         "reference": Preset(
             name="reference",
             description=f"{name} as released: PaliGemma gemma_2b with a gemma_300m action expert, "
             "in bfloat16 (the config's own dtype: vision tower and norms stay float32), "
-            "10 denoising steps, chunk 50, one 3x224x224 camera, state 8, action 7, batch 8",
-            config={"dtype": "bfloat16"},
+            f"{steps}chunk 50, one 3x224x224 camera, state 8, action 7, batch 8",
+            config={"dtype": "bfloat16", **config},
             image_shape=(3, 224, 224),
             camera=PI_CAMERA,
             state_dim=8,
@@ -378,9 +390,9 @@ def pi_presets(name: str, parameters: str) -> dict[str, Preset]:
         "cpu": Preset(
             name="cpu",
             description=f"the smallest {name}: PaliGemma gemma_300m with a gemma_300m action "
-            f"expert ({parameters} parameters, float32), 10 denoising steps, chunk 50, one "
+            f"expert ({parameters} parameters, float32), {steps}chunk 50, one "
             "3x224x224 camera, state 8, action 7, batch 2; graph breaks and recompiles only",
-            config=dict(SMALLEST_PALIGEMMA),
+            config={**SMALLEST_PALIGEMMA, **config, **(cpu_config or {})},
             image_shape=(3, 224, 224),
             camera=PI_CAMERA,
             state_dim=8,
@@ -392,16 +404,24 @@ def pi_presets(name: str, parameters: str) -> dict[str, Preset]:
             probes=VLA_PROBES,
             why_these_probes=VLA_PROBES_WHY,
             backend="eager",
+            **fields,
         ),
     }
 
 
-def pi_spec(name: str, parameters: str) -> PolicySpec:
+def pi_spec(
+    name: str,
+    parameters: str,
+    sample: str = "sample_actions",
+    config: dict[str, Any] | None = None,
+    cpu_config: dict[str, Any] | None = None,
+    **fields: Any,
+) -> PolicySpec:
     return PolicySpec(
         name=name,
         inner_module="model",
-        compiled_parts=("model.sample_actions", "model.forward"),
-        presets=pi_presets(name, parameters),
+        compiled_parts=(f"model.{sample}", "model.forward"),
+        presets=pi_presets(name, parameters, config, cpu_config, **fields),
         cuda_preset="reference",
         cpu_preset="cpu",
         extra="pi",
@@ -414,6 +434,17 @@ def pi_spec(name: str, parameters: str) -> PolicySpec:
 
 PI0 = pi_spec("pi0", "1.83 billion")
 PI05 = pi_spec("pi05", "1.95 billion")
+# pi0_fast decodes action tokens one at a time (up to `max_decoding_steps`, 256): the CPU preset
+# decodes 8. Its tokenizers are written locally; with random weights the decoded tokens never
+# start with "Action: ", which lerobot asserts unless `validate_action_token_prefix` is off.
+PI0_FAST = pi_spec(
+    "pi0_fast",
+    "1.25 billion",
+    sample="sample_actions_fast",
+    config={"validate_action_token_prefix": False},
+    cpu_config={"max_decoding_steps": 8},
+    local_tokenizers=True,
+)
 
 SMOLVLA_CAMERA = "observation.images.top"
 SMOLVLA = PolicySpec(
@@ -460,7 +491,7 @@ SMOLVLA = PolicySpec(
 )
 
 POLICIES: dict[str, PolicySpec] = {
-    spec.name: spec for spec in (ACT, DIFFUSION, VQBET, TDMPC, PI0, PI05, SMOLVLA)
+    spec.name: spec for spec in (ACT, DIFFUSION, VQBET, TDMPC, PI0, PI05, PI0_FAST, SMOLVLA)
 }
 
 
