@@ -12,6 +12,8 @@ from tiny_lerobot import CAMERA, write_tiny_act_checkpoint, write_tiny_dataset
 from probes.targets.lerobot.dataset import read_dataset
 
 QUICK = ["--preset", "tiny", "--device", "cpu", "--backend", "aot_eager"]
+# The tests below read the benchmark's figures only: the other probes are tested on their own.
+BENCHMARK_ONLY = [*QUICK, "--probes", "benchmark"]
 
 
 def one_error_line(err: str) -> str:
@@ -67,7 +69,8 @@ def test_dataset_root_gives_real_normalised_batches(
     dataset = write_tiny_dataset(tmp_path)
     out = tmp_path / "out"
     code, stdout, _ = run_cli(
-        ["act", *QUICK, "--dataset-root", str(dataset.root), "--out", str(out), "--json"], capsys
+        ["act", *BENCHMARK_ONLY, "--dataset-root", str(dataset.root), "--out", str(out), "--json"],
+        capsys,
     )
     assert code in (0, 1)
     diagnosis = json.loads(stdout)
@@ -86,7 +89,9 @@ def test_pretrained_folder_loads_offline_and_is_diagnosed(
         folder, dataset.input_features, dataset.output_features, dataset.stats
     )
     out = tmp_path / "out"
-    code, _, _ = run_cli(["act", *QUICK, "--pretrained", str(folder), "--out", str(out)], capsys)
+    code, _, _ = run_cli(
+        ["act", *BENCHMARK_ONLY, "--pretrained", str(folder), "--out", str(out)], capsys
+    )
     diagnosis = json.loads((out / "diagnosis.json").read_text())
     assert code in (0, 1)
     assert diagnosis["target"]["weights"] == str(folder)
@@ -98,7 +103,7 @@ def test_wrapper_compile_reproduces_the_reference_reports_exact_zero(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    run_cli(["act", *QUICK, "--compile-how", "wrapper", "--out", str(out)], capsys)
+    run_cli(["act", *BENCHMARK_ONLY, "--compile-how", "wrapper", "--out", str(out)], capsys)
     diagnosis = json.loads((out / "diagnosis.json").read_text())
     assert diagnosis["reference_metrics"]["correctness"]["action_diff"] == 0.0
     assert diagnosis["probes"]["benchmark"]["capture"]["inference"]["ran_compiled_code"] is False
@@ -108,7 +113,7 @@ def test_output_to_a_pipe_has_no_progress_spinner(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    _, stdout, err = run_cli(["act", *QUICK, "--out", str(out)], capsys)
+    _, stdout, err = run_cli(["act", *BENCHMARK_ONLY, "--out", str(out)], capsys)
     assert "Reference criteria" in stdout
     assert not any(ch in err for ch in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
     # The Markdown report is written beside diagnosis.json, its Raw Data the reference keys.
