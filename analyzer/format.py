@@ -57,6 +57,20 @@ def seconds(value: Any, missing: str = MISSING, digits: int = 1) -> str:
     return _finite(value, missing, lambda number: f"{number:.{digits}f} s")
 
 
+GIB = 2**30
+
+
+def byte_size(value: Any) -> str:
+    """A number of bytes as a person reads it: 7.7 GiB, 512.0 MiB, 12 B."""
+    number = as_number(value)
+    if number is None:
+        return "?"
+    for unit, size in (("TiB", 2**40), ("GiB", GIB), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(number) >= size:
+            return f"{number / size:.1f} {unit}"
+    return f"{number:.0f} B"
+
+
 def mebibytes(value: Any, missing: str = MISSING) -> str:
     """A memory figure recorded in MiB: 1234 MiB."""
     return _finite(value, missing, lambda number: f"{number:.0f} MiB")

@@ -40,8 +40,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = BenchmarkSettings(iters_inference=1, iters_training=1, warmup=0)
     for name, spec in POLICIES.items():
-        if not spec.builds_with_random_weights or spec.missing_packages():
+        if spec.missing_packages():
             print(f"{name}: skipped ({spec.what_it_needs()})")
+            continue
+        if args.preset not in spec.presets:  # pi0's smallest size is its cpu preset
+            print(f"{name}: skipped (no {args.preset} preset; presets: {', '.join(spec.presets)})")
             continue
         request = PolicyRequest(name, torch.device(args.device), preset=args.preset)
         target, _ = build_target(request)

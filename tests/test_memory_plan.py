@@ -24,6 +24,7 @@ from analyzer import diagnose_module
 from analyzer.commands.common import memory_budget_argument
 from analyzer.diagnosis import Diagnosis
 from analyzer.errors import UsageError
+from analyzer.format import byte_size
 from analyzer.render.diagnosis import diagnosis_view
 from analyzer.render.memory import memory_plan_markdown, memory_plan_view
 from analyzer.render.report_markdown import report_markdown
@@ -402,9 +403,9 @@ def test_an_out_of_memory_where_the_free_memory_was_unknown() -> None:
 
 
 def test_byte_sizes_and_gpu_sizes() -> None:
-    assert rules.byte_size(848) == "848 B"
-    assert rules.byte_size(2048) == "2.0 KiB"
-    assert rules.byte_size(7.7 * 2**30) == "7.7 GiB"
+    assert byte_size(848) == "848 B"
+    assert byte_size(2048) == "2.0 KiB"
+    assert byte_size(7.7 * 2**30) == "7.7 GiB"
     assert rules.smallest_gpu_gib(24 * 2**30) == 24
     assert rules.smallest_gpu_gib(24 * 2**30 + 1) == 32
     assert rules.smallest_gpu_gib(10**15) is None

@@ -16,9 +16,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.format import percent
+from analyzer.format import byte_size, percent
 from analyzer.render.markdown_table import markdown_table
-from analyzer.rules.memory import byte_size
 from probes.records.memory import SKIP_REASONS, SOURCE_BUDGET, SOURCE_LABELS, SOURCE_UNKNOWN
 
 COLUMNS = ("probe", "its own", "kept before it", "at once", "runs")

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
-from analyzer.format import percent
+from analyzer.format import GIB, byte_size, percent
 from probes.records.memory import (
     SKIP_REASONS,
     SKIPPED_MEMORY,
@@ -94,21 +94,9 @@ RULES: tuple[Rule, ...] = (PROBE_SKIPPED_FOR_MEMORY, OUT_OF_MEMORY_UNPLANNED)
 # Nominal memory sizes of common GPUs, in GiB as the cards count it (T4 16, L4 24, A10 24,
 # V100 32, A100 40/80, L40S 48, H100 80, H100 NVL 96, H200 141, B200 192).
 GPU_MEMORY_GIB = (8, 12, 16, 24, 32, 40, 48, 80, 96, 141, 192)
-GIB = 2**30
 # The error text an out-of-memory error carries (`torch.OutOfMemoryError`, a CPU's
 # "DefaultCPUAllocator: can't allocate memory").
 OUT_OF_MEMORY_MARKERS = ("OutOfMemoryError", "out of memory", "can't allocate memory")
-
-
-def byte_size(value: Any) -> str:
-    """A number of bytes as a person reads it: 7.7 GiB, 512.0 MiB, 12 B."""
-    number = as_number(value)
-    if number is None:
-        return "?"
-    for unit, size in (("TiB", 2**40), ("GiB", GIB), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(number) >= size:
-            return f"{number / size:.1f} {unit}"
-    return f"{number:.0f} B"
 
 
 def smallest_gpu_gib(total_bytes: int) -> int | None:

@@ -110,11 +110,6 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
     """The target the request describes, and the preset it was built with."""
     spec = policy_spec(request.policy)
     require_packages(spec)
-    if not spec.builds_with_random_weights and request.pretrained is None:
-        raise TargetError(
-            f"policy {spec.name} is diagnosed from a checkpoint only ({spec.needs_pretrained}): "
-            f"give --pretrained PATH (a local checkpoint folder)"
-        )
     preset = choose_preset(spec, request.preset, request.device)
     batch_size = request.batch_size or preset.batch_size
     if batch_size < 1:

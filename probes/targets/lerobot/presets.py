@@ -75,8 +75,6 @@ class PolicySpec:
     compiled_parts: tuple[str, ...] = ()
     extra: str | None = None  # lerobot's extra for the packages below (pip install lerobot[extra])
     packages: tuple[str, ...] = ()  # import names the policy needs beyond lerobot's core
-    # Why the tool does not build it with random weights (then --pretrained PATH is required).
-    needs_pretrained: str | None = None
     default_compile_how: str = DEFAULT_POLICY_COMPILE_HOW
     # Built with initialisation skipped and filled once (`random_init`): billion-parameter models.
     fast_random_init: bool = False
@@ -89,10 +87,6 @@ class PolicySpec:
         return self.compiled_parts or (self.inner_module,)
 
     @property
-    def builds_with_random_weights(self) -> bool:
-        return self.needs_pretrained is None
-
-    @property
     def install_extra(self) -> str:
         """lerobot's extra that installs `packages`, as pip takes it: `lerobot[diffusion]`."""
         return lerobot_extra(self.extra or self.name)
@@ -103,12 +97,9 @@ class PolicySpec:
     def what_it_needs(self) -> str:
         """What building this policy needs on this machine, in a line (`compile-diagnose list`)."""
         missing = self.missing_packages()
-        needs = []
         if missing:
-            needs.append(f"{', '.join(missing)} (pip install '{self.install_extra}')")
-        if self.needs_pretrained:
-            needs.append(f"--pretrained PATH: {self.needs_pretrained}")
-        return "; ".join(needs) or "nothing: random weights, synthetic batches"
+            return f"{', '.join(missing)} (pip install '{self.install_extra}')"
+        return "nothing: random weights, synthetic batches"
 
 
 ACT = PolicySpec(
@@ -415,12 +406,13 @@ def pi_spec(
     sample: str = "sample_actions",
     config: dict[str, Any] | None = None,
     cpu_config: dict[str, Any] | None = None,
+    extra_parts: tuple[str, ...] = (),
     **fields: Any,
 ) -> PolicySpec:
     return PolicySpec(
         name=name,
         inner_module="model",
-        compiled_parts=(f"model.{sample}", "model.forward"),
+        compiled_parts=(f"model.{sample}", *extra_parts, "model.forward"),
         presets=pi_presets(name, parameters, config, cpu_config, **fields),
         cuda_preset="reference",
         cpu_preset="cpu",
@@ -440,7 +432,10 @@ PI05 = pi_spec("pi05", "1.95 billion")
 PI0_FAST = pi_spec(
     "pi0_fast",
     "1.25 billion",
+    # predict_action_chunk decodes with sample_actions_fast_kv_cache (use_kv_cache, the default),
+    # which the config's switch does not compile: --compile-how model compiles both
     sample="sample_actions_fast",
+    extra_parts=("model.sample_actions_fast_kv_cache",),
     config={"validate_action_token_prefix": False},
     cpu_config={"max_decoding_steps": 8},
     local_tokenizers=True,
