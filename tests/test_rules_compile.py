@@ -243,3 +243,26 @@ def test_summary_names_graphs_ops_and_fullgraph_per_entry_point():
     for name, report in (("inference", section["inference"]), ("training", section["training"])):
         assert f"{name}: {report['graph_count']} graph" in text
     assert "fullgraph=True compiles" in text
+
+
+def test_a_compiled_copy_whose_first_call_compiled_nothing_is_said_without_a_benchmark():
+    # pi0_fast's config switch compiles sample_actions_fast; its inference decodes with
+    # sample_actions_fast_kv_cache: the compiled copy's first call compiled 0 frames
+    report = {"function": "PI0FastPolicy.select_action", "first_call_frames": 0, "scenarios": []}
+    (found,) = named(
+        check({"graph_breaks": {"recompiles": {"inference": report}}}),
+        "compiled-path-not-exercised",
+    )
+    assert found.evidence["frames_compiled"] == 0
+    assert "PI0FastPolicy.select_action" in found.cause
+    ran = {**report, "first_call_frames": 10}
+    assert not named(
+        check({"graph_breaks": {"recompiles": {"inference": ran}}}), "compiled-path-not-exercised"
+    )
+    # with a benchmark, its capture of the timed calls is the one that speaks
+    capture = {"inference": {"ran_compiled_code": True, "frames_compiled": 4}}
+    probes = {
+        "graph_breaks": {"recompiles": {"inference": report}},
+        "benchmark": {"capture": capture},
+    }
+    assert not named(check(probes), "compiled-path-not-exercised")

@@ -50,8 +50,9 @@ COMPILED_PATH_NOT_EXERCISED = Rule(
         "Checks that compiled code actually ran for the entry point whose time and output are",
         "measured: that dynamo captured at least one frame (its `frames` counter, its",
         "compilation metrics, or a `Torch-Compiled Region` profiler event) while that entry",
-        "point was called. In triage of a benchmark report, flags an action difference of",
-        "exactly 0.0 together with a speedup near 1.0x.",
+        "point was called. Without a benchmark (pi0's CPU preset), the recompile scenarios'",
+        "compiled copy's first call is checked the same way. In triage of a benchmark report,",
+        "flags an action difference of exactly 0.0 together with a speedup near 1.0x.",
     ),
     why_it_matters=prose(
         "`torch.compile(module)` returns an `OptimizedModule` that compiles `forward` only;",
@@ -60,6 +61,8 @@ COMPILED_PATH_NOT_EXERCISED = Rule(
         "outputs match bit for bit (a real backend almost never does that for a conv +",
         "transformer model) and the speedup is the noise between two eager runs. Such figures",
         "say nothing about torch.compile, and a passing correctness check hides the fact.",
+        "A policy's own switch can miss its path too: lerobot 0.6.1's pi0_fast compiles",
+        "`sample_actions_fast`, while its inference decodes with `sample_actions_fast_kv_cache`.",
     ),
     example=code_block(
         """
@@ -258,9 +261,14 @@ def check(probes: Mapping[str, Any]) -> list[Finding]:
                 findings.append(found)
     findings += compilation_failed_findings(probes)
     benchmark = probes.get(BENCHMARK)
-    if isinstance(benchmark, Mapping):
-        for entry_point, capture in (benchmark.get("capture") or {}).items():
-            found = compiled_path_not_exercised(str(entry_point), capture)
+    captured = (benchmark.get("capture") or {}) if isinstance(benchmark, Mapping) else {}
+    for entry_point, capture in captured.items():
+        found = compiled_path_not_exercised(str(entry_point), capture)
+        findings += [found] if found else []
+    scenarios = (section.get(RECOMPILES_KEY) or {}) if isinstance(section, Mapping) else {}
+    for entry_point, report in scenarios.items():
+        if entry_point not in captured:  # the benchmark's capture says it, where there is one
+            found = first_call_compiled_nothing(str(entry_point), report)
             findings += [found] if found else []
     return findings
 
@@ -603,6 +611,27 @@ def compiled_path_not_exercised(entry_point: str, capture: Any) -> Finding | Non
             "policy_c = copy.deepcopy(policy)",
             "policy_c.model.compile()  # or: policy_c.select_action = "
             "torch.compile(policy_c.select_action)",
+            "Check that compiled code runs: torch._dynamo.utils.counters['frames'] grows on "
+            "the first call.",
+        ],
+    )
+
+
+def first_call_compiled_nothing(entry_point: str, report: Any) -> Finding | None:
+    """The recompile scenarios' compiled copy compiled no frame on its first call."""
+    if not isinstance(report, Mapping) or report.get("first_call_frames") != 0:
+        return None
+    function = report.get("function")
+    return make_finding(
+        COMPILED_PATH_NOT_EXERCISED,
+        confidence="high",
+        cause=f"Dynamo compiled no frame on the compiled copy's first {entry_point} call "
+        f"({function}): what was compiled is not on the path the call takes, so it runs eager "
+        "code only, and no scenario can recompile it.",
+        evidence={"entry_point": entry_point, "function": function, "frames_compiled": 0},
+        next_steps=[
+            "Compile the function the call reaches: --compile-how model compiles where the "
+            "policy calls its network, --compile-how methods its entry points.",
             "Check that compiled code runs: torch._dynamo.utils.counters['frames'] grows on "
             "the first call.",
         ],

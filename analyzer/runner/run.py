@@ -35,6 +35,7 @@ from analyzer.runner.settings import DEFAULT_OUT_ROOT
 from analyzer.runner.writer import DiagnosisWriter, PhaseClock
 from analyzer.verdict import verdict_record
 from probes.benchmark import BenchmarkProbe, TrainingLoop
+from probes.compile.capture import compiles_during
 from probes.compile.graph_breaks import probe_fullgraph, probe_graph_breaks
 from probes.compile.recompiles import RecompileScenario, probe_recompiles
 from probes.compile.tlparse import render_diagnosis_report
@@ -476,9 +477,11 @@ class DiagnosisRun:
         torch._dynamo.reset()
         settings = dataclasses.replace(self.compile_settings, backend=RECOMPILE_BACKEND, mode=None)
         compiled = target.compiled_copy(settings)
-        target.infer(compiled)  # the first compile (called as the scenarios call it)
+        with compiles_during() as first_compiles:
+            target.infer(compiled)  # the first compile (called as the scenarios call it)
         scenarios = [RecompileScenario(n, c) for n, c in target.recompile_scenarios(compiled)]
         entry_fn = target.entry_functions(compiled)[INFERENCE][0]
-        self.recompiles.append(probe_recompiles(INFERENCE, entry_fn, scenarios))
+        report = probe_recompiles(INFERENCE, entry_fn, scenarios, len(first_compiles))
+        self.recompiles.append(report)
         self._record_graph_breaks()
         self._record_compile_time()

@@ -58,6 +58,7 @@ def probe_recompiles(
     entry_point: str,
     compiled_fn: Callable[..., Any],
     scenarios: Sequence[RecompileScenario],
+    first_call_frames: int | None = None,
 ) -> RecompileReport:
     """Run each scenario in turn and report what it recompiled and why.
 
@@ -75,6 +76,7 @@ def probe_recompiles(
         recompile_count=sum(len(r.recompiles) for r in results),
         limit_hit=any(r.limit_hit for r in results),
         torch_version=torch.__version__,
+        first_call_frames=first_call_frames,
     )
 
 

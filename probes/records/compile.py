@@ -164,6 +164,9 @@ class RecompileReport:
     recompile_count: int
     limit_hit: bool
     torch_version: str
+    # Frames dynamo compiled on the compiled copy's first call, before the scenarios: 0 means
+    # the call never entered compiled code. None: not recorded.
+    first_call_frames: int | None = None
 
 
 # --- capture: whether compiled code ran --------------------------------------------------------
