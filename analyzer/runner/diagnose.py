@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+import warnings
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
@@ -79,7 +80,11 @@ def quiet_torch_warnings() -> Iterator[None]:
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            # dynamo's own UserWarnings ("Dynamo does not know how to trace the builtin ...")
+            # say what the graph-break finding says with the user's line
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._dynamo")
+            yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)

@@ -346,7 +346,7 @@ TDMPC = PolicySpec(
 PI_CAMERA = "observation.images.base_0_rgb"
 VLA_PROBES = (GRAPH_BREAKS, RECOMPILES)
 VLA_PROBES_WHY = (
-    "a diagnosis of a 1.8-billion-parameter model on a CPU would take hours: graph breaks and "
+    "a diagnosis of a {parameters}-parameter model on a CPU would take hours: graph breaks and "
     "recompiles (backend eager) only; the whole diagnosis runs on CUDA (--preset reference)"
 )
 SMALLEST_PALIGEMMA = {"paligemma_variant": "gemma_300m", "action_expert_variant": "gemma_300m"}
@@ -393,7 +393,7 @@ def pi_presets(
             iters_training=2,
             warmup=1,
             probes=VLA_PROBES,
-            why_these_probes=VLA_PROBES_WHY,
+            why_these_probes=VLA_PROBES_WHY.format(parameters=parameters),
             backend="eager",
             **fields,
         ),
