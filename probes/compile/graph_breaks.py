@@ -89,7 +89,7 @@ def probe_graph_breaks(
     once for real.
     """
     start = time.perf_counter()
-    with _graph_break_log() as logged:
+    with graph_break_log() as logged:
         explained = torch._dynamo.explain(fn)(*args, **kwargs)
     seconds = time.perf_counter() - start
 
@@ -262,7 +262,7 @@ def _is_placeholder(text: str) -> bool:
 
 
 @contextmanager
-def _graph_break_log() -> Iterator[list[str]]:
+def graph_break_log() -> Iterator[list[str]]:
     """Collect dynamo's `graph_breaks` log messages without printing them; restore the logger."""
     logger = logging.getLogger(_graph_break_logger_name())
     saved = (logger.level, logger.propagate)

@@ -10,14 +10,11 @@ call, dynamo's wrappers). That frame is DDP's (`torch/nn/parallel/distributed.py
 
 from __future__ import annotations
 
-import logging
 import re
 import sysconfig
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-from probes.logs import messages_logged
 from probes.records.distributed import (
     BREAK_IN_ACCELERATE,
     BREAK_IN_DDP,
@@ -33,25 +30,6 @@ ACCELERATE_FILES = ("/accelerate/",)
 _STDLIB = str(Path(sysconfig.get_paths()["stdlib"]).resolve())
 _GB_ID = re.compile(r"/gb/(gb\d+)\.html", re.IGNORECASE)
 _TRACEBACK = "User code traceback:"
-
-
-@contextmanager
-def graph_break_messages() -> Iterator[list[str]]:
-    """Dynamo's graph-break log messages while the block runs, kept off the terminal."""
-    from torch._dynamo import symbolic_convert
-
-    logger = getattr(symbolic_convert, "graph_break_log", None) or logging.getLogger(
-        "torch._dynamo.symbolic_convert.__graph_breaks"
-    )
-    saved = (logger.level, logger.propagate)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
-        with messages_logged(logger, logging.DEBUG) as messages:
-            yield messages
-    finally:
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
 
 
 def rank_breaks(messages: Sequence[str]) -> list[RankBreak]:

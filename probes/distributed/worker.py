@@ -31,9 +31,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from probes.benchmark import TrainingLoop
 from probes.compile.capture import compile_seconds, compiles_during
+from probes.compile.graph_breaks import graph_break_log
 from probes.compile.tlparse import latest_trace_log
 from probes.compile.trace import record_compile_trace
-from probes.distributed.breaks import graph_break_messages, rank_breaks
+from probes.distributed.breaks import rank_breaks
 from probes.distributed.comm import comm_time
 from probes.distributed.group import init_group, leave_group, rank_device
 from probes.distributed.request import (
@@ -142,7 +143,7 @@ class RankRun:
         trace_dir = rank_trace_dir(self.out_dir, self.env.rank)
         with (
             record_compile_trace(trace_dir),
-            graph_break_messages() as self.break_messages,
+            graph_break_log() as self.break_messages,
             recording_splits() as self.record.splits,
         ):
             with self.phase(COMPILE):
