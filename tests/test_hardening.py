@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,7 @@ def test_a_probe_that_raises_is_a_finding_and_the_others_run(
 def global_state() -> dict:
     import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
+    from torch._inductor import select_algorithm
 
     return {
         "inductor": inductor_config.get_config_copy(),
@@ -91,6 +93,8 @@ def global_state() -> dict:
         "grad_enabled": torch.is_grad_enabled(),
         "rng": torch.get_rng_state(),
         "threads": torch.get_num_threads(),
+        "print_autotune": select_algorithm.PRINT_AUTOTUNE,
+        "warning_filters": list(warnings.filters),
     }
 
 

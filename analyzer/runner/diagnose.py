@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
+from torch._inductor import select_algorithm
 from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
 
 from analyzer.diagnosis import Diagnosis
@@ -79,6 +80,9 @@ def quiet_torch_warnings() -> Iterator[None]:
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
+    # max-autotune writes each GEMM's candidate timings straight to stderr
+    print_autotune = select_algorithm.PRINT_AUTOTUNE
+    select_algorithm.PRINT_AUTOTUNE = False
     try:
         with warnings.catch_warnings():
             # dynamo's own UserWarnings ("Dynamo does not know how to trace the builtin ...")
@@ -86,6 +90,7 @@ def quiet_torch_warnings() -> Iterator[None]:
             warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._dynamo")
             yield
     finally:
+        select_algorithm.PRINT_AUTOTUNE = print_autotune
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
 
