@@ -75,9 +75,9 @@ def diagnose_module(
         device: where the copies run ("cpu", "cuda", "cuda:1").
         mode, backend: the `torch.compile` arguments of the compiled copy.
         probes: which probes run, by their names in `diagnosis.json`
-            (`probes.records.names.PROBES`); None runs them all. "kernels", "divergence" and
-            "recompiles" reuse the benchmark's compiled copies and bring "benchmark" with them
-            (a note says so).
+            (`probes.records.names.PROBES`); None runs them all. "kernels", "divergence",
+            "what_ifs" and "compile_time" reuse the benchmark's compiled copies and bring
+            "benchmark" with them (a note says so); "recompiles" compiles a copy of its own.
         out_dir: where `diagnosis.json`, the profiler traces and the compile traces go. None
             writes no diagnosis.json, compile trace or tlparse report; the kernels probe still
             writes its profiler traces, under ./compile-diagnose-out/tensorboard/.
