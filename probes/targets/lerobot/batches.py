@@ -15,6 +15,7 @@ from torch import nn
 REWARD_KEY = "next.reward"  # lerobot's REWARD: the only non-observation key with delta indices
 INDEX_KEY = "index"  # every dataset frame has one; tdmpc reads the batch size from it
 ACTION_KEY = "action"  # lerobot's ACTION: the one queue that is not an observation's
+ACTION_TOKENS_KEY = "action.tokens"  # lerobot's ACTION_TOKENS: pi0_fast's training targets
 # What a language-conditioned policy's tokenizer step adds (lerobot's OBS_LANGUAGE_TOKENS and
 # OBS_LANGUAGE_ATTENTION_MASK): token ids padded to the config's `tokenizer_max_length`.
 LANGUAGE_TOKENS_KEY = "observation.language.tokens"

@@ -118,7 +118,7 @@ def _compile_by_config(policy: nn.Module, settings: CompileSettings) -> nn.Modul
 
 def recompile_switched_parts(twin: nn.Module, kwargs: dict[str, Any]) -> list[str]:
     """Compile again, with `kwargs`, each method the config's switch replaced by its compiled
-    self (an instance attribute holding torch.compile's wrapper); their paths, for the record."""
+    self (an instance attribute holding torch.compile's wrapper); returns their paths."""
     recompiled = []
     for path, module in twin.named_modules():
         for name, value in list(vars(module).items()):

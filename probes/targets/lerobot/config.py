@@ -116,10 +116,9 @@ def local_vlm_values(preset: Preset) -> dict[str, Any]:
     locally for the preset (written once into the tool's cache): none for other presets."""
     if preset.local_vlm is None:
         return {}
-    from probes.targets.lerobot.local_vlm import CPU, TINY, smolvla_config
+    from probes.targets.lerobot.local_vlm import LOCAL_VLMS, smolvla_config
 
-    local = {vlm.name: vlm for vlm in (TINY, CPU)}
-    return smolvla_config(local[preset.local_vlm])
+    return smolvla_config(LOCAL_VLMS[preset.local_vlm])
 
 
 def local_tokenizer_values(preset: Preset) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, INFERENCE, TRAININ
 from probes.targets.dtype import cast_inputs, check_runs_in_dtype, torch_dtype
 from probes.targets.lerobot.batches import (
     ACTION_KEY,
+    ACTION_TOKENS_KEY,
     LANGUAGE_TOKENS_KEY,
     PROMPT_TOKENS,
     QUEUE_TRACE_HANGS,
@@ -100,6 +101,11 @@ class _Batches:
         self.source += (
             f"; language: {PROMPT_TOKENS} random token ids padded to {length} (no tokenizer)"
         )
+
+    def add_action_tokens(self, config: Any, policy: nn.Module) -> None:
+        """pi0_fast's training targets, its actions as tokens, where the batch lacks them."""
+        if ACTION_TOKENS_KEY in self.training:
+            return
         action_tokens = fast_action_tokens(config, policy, self.training[ACTION_KEY])
         if action_tokens:
             self.training.update(action_tokens)
@@ -129,6 +135,7 @@ def build_target(request: PolicyRequest) -> tuple[Target, Preset]:
         policy = policy.to(device=request.device, dtype=torch_dtype(cast))
     batches = _batches(config, batch_size, request, dataset, preprocessor)
     batches.add_language(config, policy, batch_size, request)
+    batches.add_action_tokens(config, policy)
     batches.inference = cast_inputs(batches.inference, cast)
     batches.training = cast_inputs(batches.training, cast)
     description = {
