@@ -25,6 +25,7 @@ from analyzer.commands.common import (
 )
 from analyzer.commands.gate import add_gate_options, requested_gate
 from analyzer.comparison import compare, read_diagnosis
+from analyzer.comparison.speed import MIN_CHANGE
 from analyzer.gate import check_comparison
 from analyzer.render.comparison import comparison_json, comparison_markdown, comparison_view
 
@@ -35,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what changed between two diagnoses: breaks fixed, recompiles, speedups, accuracy",
         description="Compare two diagnoses of one target (folders or diagnosis.json files): "
         "settings that differ, graph breaks fixed or added, recompiles, compiled frames, "
-        "speedups with their ranges (a change is noise while the two ranges overlap), action and "
+        "speedups with their ranges (a change is noise while the two ranges overlap or the "
+        "median moved under --min-change), action and "
         "loss differences, fp64 verdicts, and findings that appeared or disappeared.",
     )
     parser.add_argument("before", metavar="BEFORE", type=Path, help="the earlier diagnosis")
@@ -45,10 +47,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="compare diagnoses of different targets (policy or module, preset, entry points)",
     )
+    parser.add_argument(
+        "--min-change",
+        metavar="PERCENT",
+        type=min_change_argument,
+        default=MIN_CHANGE,
+        help="the smallest move of a median speedup called faster or slower, with the ranges "
+        f"apart (default {100 * MIN_CHANGE:g}%%): one run's spread does not hold what moves "
+        "between runs",
+    )
     add_json_option(parser, "the comparison")
     parser.add_argument("--markdown", metavar="PATH", help="write the comparison as Markdown")
     add_gate_options(parser, comparison=True)
     parser.set_defaults(handler=run)
+
+
+def min_change_argument(text: str) -> float:
+    """`--min-change 10` or `10%`: a percentage from 0 (the ranges alone) to under 100."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"must be from 0 to under 100 (percent), got {text}")
+    return value / 100
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         before_source=str(args.before),
         after_source=str(args.after),
         force=args.force,
+        min_change=args.min_change,
     )
     result = check_comparison(gate, comparison, before, after) if gate else None
     if args.json != "-":

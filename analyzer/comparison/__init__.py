@@ -17,7 +17,7 @@ from analyzer.comparison.changes import Comparison, RunSide
 from analyzer.comparison.compile import figure_changes, graph_break_changes, recompile_changes
 from analyzer.comparison.findings import finding_changes
 from analyzer.comparison.read import read_diagnosis
-from analyzer.comparison.speed import speedup_changes
+from analyzer.comparison.speed import MIN_CHANGE, speedup_changes
 from analyzer.comparison.targets import setting_changes, target_differences, target_name
 from analyzer.errors import UsageError
 
@@ -35,10 +35,13 @@ def compare(
     before_source: str = "before",
     after_source: str = "after",
     force: bool = False,
+    min_change: float = MIN_CHANGE,
 ) -> Comparison:
     """What changed from `before` to `after` (two recorded diagnoses).
 
-    Raises DifferentTargets (one line) when they diagnosed different targets, unless `force`.
+    A speedup is called faster or slower when the two ranges are apart and the medians moved by
+    `min_change` (a fraction of BEFORE's) or more. Raises DifferentTargets (one line) when they
+    diagnosed different targets, unless `force`.
     """
     differences = target_differences(before, after)
     if differences and not force:
@@ -53,11 +56,12 @@ def compare(
     recompiles, recompiles_missing = recompile_changes(
         probes_before, probes_after, findings_before, findings_after
     )
-    speedups, speedups_missing = speedup_changes(probes_before, probes_after)
+    speedups, speedups_missing = speedup_changes(probes_before, probes_after, min_change)
     fp64, fp64_missing = fp64_changes(before, after)
     return Comparison(
         before=_side(before, before_source),
         after=_side(after, after_source),
+        min_change=min_change,
         forced=bool(differences),
         target_differences=differences,
         settings=setting_changes(before, after),

@@ -165,6 +165,7 @@ class NotCompared:
 class Comparison:
     before: RunSide
     after: RunSide
+    min_change: float  # the smallest move of a median speedup called faster or slower (speed.py)
     forced: bool = False  # compared although the targets differ (`--force`)
     target_differences: list[SettingChange] = field(default_factory=list)
     settings: list[SettingChange] = field(default_factory=list)

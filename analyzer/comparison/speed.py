@@ -3,7 +3,7 @@
 A speedup is recorded with the range its timing spread allows (`probes.records.timing.Speedup`:
 eager's first quartile over compiled's third, to eager's third over compiled's first). Two runs
 of one unchanged model give two different medians; `speedup_call` says when a difference is
-more than that.
+more than that: the two ranges apart, and the medians moved by at least a minimum change.
 """
 
 from __future__ import annotations
@@ -17,27 +17,43 @@ from probes.records.names import BENCHMARK, COMPILED, EAGER
 from probes.records.serialize import as_number
 
 # What a change of speedup is called.
-NOISE = "noise"  # the two ranges overlap: the change is within the spread of the runs
-FASTER = "faster"  # the ranges are apart, AFTER's above BEFORE's
-SLOWER = "slower"  # the ranges are apart, AFTER's below BEFORE's
+NOISE = "noise"  # the ranges overlap, or the medians moved by less than the minimum change
+FASTER = "faster"  # the ranges are apart, AFTER's above BEFORE's, by the minimum change or more
+SLOWER = "slower"  # the ranges are apart, AFTER's below BEFORE's, by the minimum change or more
+
+# The smallest move of the median speedup, as a fraction of BEFORE's, that can be called faster
+# or slower (`compare --min-change`). One run's quartiles do not hold what moves between runs:
+# another process's load on the machine, another memory layout. Two runs of one unchanged model
+# in this project's CI (2 shared cores) had training ranges apart on quartiles alone. asv's
+# `compare --factor` defaults to the same 10 %.
+MIN_CHANGE = 0.10
 
 
-def speedup_call(before: SpeedupRange, after: SpeedupRange) -> str | None:
+def ranges_apart(before: SpeedupRange, after: SpeedupRange) -> bool | None:
+    """Whether the two ranges do not overlap; None where a run recorded no range."""
+    if None in (before.low, before.high, after.low, after.high):
+        return None
+    return after.low > before.high or after.high < before.low  # type: ignore[operator]
+
+
+def speedup_call(
+    before: SpeedupRange, after: SpeedupRange, min_change: float = MIN_CHANGE
+) -> str | None:
     """Noise, progress or regression: the one definition the comparison and the gate use.
 
     A difference inside both ranges is noise, not progress; so is any difference while the two
     ranges still overlap, since each run's median could have fallen anywhere in its range. Only
     ranges apart (AFTER's pessimistic end above BEFORE's optimistic end, or AFTER's optimistic
-    end below BEFORE's pessimistic end) make a change faster or slower. None where a run
-    recorded no range: without a spread there is nothing to tell noise by.
+    end below BEFORE's pessimistic end) with medians at least `min_change` apart (a fraction of
+    BEFORE's) make a change faster or slower. None where a run recorded no range: without a
+    spread there is nothing to tell noise by.
     """
-    if None in (before.low, before.high, after.low, after.high):
+    apart = ranges_apart(before, after)
+    if apart is None:
         return None
-    if after.low > before.high:  # type: ignore[operator]
-        return FASTER
-    if after.high < before.low:  # type: ignore[operator]
-        return SLOWER
-    return NOISE
+    if not apart or abs(after.ratio - before.ratio) < min_change * before.ratio:
+        return NOISE
+    return FASTER if after.ratio > before.ratio else SLOWER
 
 
 def speedup_range(timing: Mapping[str, Any]) -> SpeedupRange | None:
@@ -55,14 +71,14 @@ def timings(probes: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def speedup_changes(
-    before: Mapping[str, Any], after: Mapping[str, Any]
+    before: Mapping[str, Any], after: Mapping[str, Any], min_change: float = MIN_CHANGE
 ) -> tuple[list[SpeedupChange], list[NotCompared]]:
     """Each entry point both runs timed: its speedups with their ranges, and the call."""
     one, other = timings(before), timings(after)
     changes = []
     for entry_point in in_both(one, other):
         first, second = speedup_range(one[entry_point]), speedup_range(other[entry_point])
-        call = speedup_call(first, second) if first and second else None
+        call = speedup_call(first, second, min_change) if first and second else None
         changes.append(
             SpeedupChange(
                 entry_point=entry_point,

@@ -29,9 +29,19 @@ from analyzer.comparison.changes import (
     SpeedupChange,
     SpeedupRange,
 )
-from analyzer.comparison.speed import FASTER, NOISE, SLOWER
+from analyzer.comparison.speed import FASTER, NOISE, SLOWER, ranges_apart
 from analyzer.comparison.targets import PROBES_RUN
-from analyzer.format import MISSING, count, ms, plural, sci, seconds, short_path, speedup_range
+from analyzer.format import (
+    MISSING,
+    count,
+    ms,
+    percent,
+    plural,
+    sci,
+    seconds,
+    short_path,
+    speedup_range,
+)
 from probes.records.compile import CATEGORY_LABELS
 
 # A speedup call in words: what it means, from the definition in analyzer.comparison.speed.
@@ -40,6 +50,7 @@ CALL_TEXT = {
     FASTER: "faster (the ranges are apart)",
     SLOWER: "slower (the ranges are apart)",
 }
+SMALL_CHANGE_TEXT = "noise (the ranges are apart, the median moved under {min_change})"
 NO_RANGE = "no range recorded"
 
 
@@ -185,10 +196,13 @@ def _speedup(value: SpeedupRange | None) -> str:
     return MISSING if value is None else speedup_range(value.ratio, value.low, value.high)
 
 
-def _call_text(change: SpeedupChange) -> str:
-    if change.call is not None:
-        return CALL_TEXT[change.call]
-    return MISSING if change.before is None or change.after is None else NO_RANGE
+def _call_text(change: SpeedupChange, min_change: float) -> str:
+    if change.call is None:
+        return MISSING if change.before is None or change.after is None else NO_RANGE
+    apart = change.before and change.after and ranges_apart(change.before, change.after)
+    if change.call == NOISE and apart:
+        return SMALL_CHANGE_TEXT.format(min_change=percent(min_change))
+    return CALL_TEXT[change.call]
 
 
 def _speedups(comparison: Comparison) -> Section:
@@ -202,12 +216,12 @@ def _speedups(comparison: Comparison) -> Section:
                 _speedup(c.after),
                 MISSING if change is None else f"{change:+.2f}x",
                 f"{ms(c.compiled_ms_before)} -> {ms(c.compiled_ms_after)}",
-                _call_text(c),
+                _call_text(c, comparison.min_change),
             )
         )
     summary = (
-        "speedup over eager, median (range the timing spreads allow); a change while the two "
-        "ranges overlap is noise"
+        "speedup over eager, median (range the timing spreads allow); a change is noise while "
+        f"the two ranges overlap or the median moved under {percent(comparison.min_change)}"
         if rows
         else "neither run timed the same entry point"
     )
