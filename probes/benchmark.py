@@ -31,7 +31,7 @@ from probes.errors import compile_error_line
 from probes.records.benchmark import BenchmarkResult, BenchmarkSettings, EntryTiming, TrainingTrace
 from probes.records.compile import Capture
 from probes.records.compile_time import EntryCompileTime
-from probes.records.names import INFERENCE, TRAINING
+from probes.records.names import FLOAT16, INFERENCE, TRAINING
 from probes.records.timing import Measurement, Speedup
 from probes.targets.target import CompileSettings, Target
 from probes.timing import measure_interleaved, synchronize, time_first_call
@@ -43,7 +43,9 @@ class TrainingLoop:
     `optimizer_options` are Adam's extra arguments (`{"fused": True}` for a what-if);
     `autocast` ("bfloat16" / "float16"; by default the settings') runs the forward and loss
     under `torch.autocast`, as Accelerate's mixed precision (`accelerator.autocast()`) does in
-    LeRobot's trainer.
+    LeRobot's trainer. In float16 the loss is scaled (`torch.amp.GradScaler`), unscaled before
+    clipping, and a step with inf or NaN gradients skipped, as torch's AMP recipe and Accelerate
+    on a GPU do: float16 gradients underflow without it.
     """
 
     def __init__(
@@ -65,6 +67,9 @@ class TrainingLoop:
         self.step_index = 0
         self.losses: list[torch.Tensor] = []
         self.grad_norms: list[torch.Tensor] = []
+        self.scaler = (
+            torch.amp.GradScaler(self._device_type()) if self.autocast == FLOAT16 else None
+        )
 
     def step(self) -> None:
         # Same seed for step i on both sides: dropout draws the same numbers where it can.
@@ -74,17 +79,26 @@ class TrainingLoop:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             loss = self.loss(self.policy)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.grad_clip_norm)
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.grad_clip_norm)
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.grad_clip_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         self.losses.append(loss.detach())
         self.grad_norms.append(norm.detach())
+
+    def _device_type(self) -> str:
+        return self.parameters[0].device.type if self.parameters else "cpu"
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast is None:
             return contextlib.nullcontext()
-        device_type = self.parameters[0].device.type if self.parameters else "cpu"
-        return torch.autocast(device_type, dtype=getattr(torch, self.autocast))
+        return torch.autocast(self._device_type(), dtype=getattr(torch, self.autocast))
 
 
 def _peak_memory_mb(call: Callable[[], Any], device: torch.device) -> float | None:

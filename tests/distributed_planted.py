@@ -62,6 +62,12 @@ def rank_dependent_shape():
     return FirstRows(), (batch,), loss_fn, (batch,)
 
 
+def small_mlp():
+    """The same MLP on every rank, nothing planted: what the ranks share is the only question."""
+    batch = torch.randn(4, WIDTH)
+    return _small_model(), (batch,), lambda output: output.square().mean(), (batch,)
+
+
 def killed_rank():
     """Rank 1 kills itself (SIGKILL) in its first warm step, after its compile phase."""
     calls = itertools.count(1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import tiny_act
+from torch import nn
 
-from probes.benchmark import BenchmarkProbe
+from probes.benchmark import BenchmarkProbe, TrainingLoop
 from probes.records.benchmark import BenchmarkSettings
 from probes.records.reference import reference_criteria, verdict_of
 from probes.records.serialize import to_jsonable
@@ -122,3 +123,28 @@ def test_compiler_error_is_recorded_not_raised() -> None:
     assert "backend refuses this graph" in result.compilation_error
     assert "second line" not in result.compilation_error
     assert result.reference_metrics()["success"] is False
+
+
+def test_float16_training_scales_the_loss_so_small_gradients_do_not_underflow() -> None:
+    # A loss this small has float16 gradients below float16's smallest number (6e-8): without
+    # scaling they are all zero and Adam does not move; scaled, then unscaled, they reach Adam.
+    def tiny_loss(model: nn.Module) -> torch.Tensor:
+        return model(torch.ones(4, 8)).float().sum() * 1e-9
+
+    def moved(scaled: bool) -> tuple[bool, TrainingLoop]:
+        torch.manual_seed(0)
+        model = nn.Linear(8, 4)
+        before = model.weight.detach().clone()
+        loop = TrainingLoop(model, tiny_loss, BenchmarkSettings(), autocast="float16")
+        assert loop.scaler is not None
+        if not scaled:
+            loop.scaler = None  # the step as it was before the scaler
+        loop.step()
+        return not torch.equal(model.weight, before), loop
+
+    assert moved(scaled=False)[0] is False
+    scaled, loop = moved(scaled=True)
+    assert scaled
+    assert 0 < loop.grad_norms[0] < 1e-6  # the norm clipped is the unscaled one
+    bfloat16 = TrainingLoop(nn.Linear(8, 4), tiny_loss, BenchmarkSettings(), autocast="bfloat16")
+    assert bfloat16.scaler is None  # bfloat16 has float32's range

@@ -2,13 +2,18 @@
 
 Real DDP, real torch.compile (aot_eager), real processes: tiny ACT trained under DDP (one run,
 shared by the tests that read it), a planted rank-dependent shape (rank 1 recompiles, rank 0
-does not), the DDPOptimizer first-bucket assertion, and a rank killed mid-run. The planted
+does not), the DDPOptimizer first-bucket assertion, a rank killed mid-run, and the tool started
+under an outside torchrun with thresholds to check. The planted
 models are in `distributed_planted.py`, which each rank loads by path.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from probes.records.distributed import (
 )
 
 PLANTED = Path(__file__).with_name("distributed_planted.py")
+ROOT = Path(__file__).resolve().parent.parent
 # Each launch is stopped, every rank with it, past this many seconds (a rank that hangs fails
 # the test instead of holding it).
 TIMEOUT = ["--rank-timeout", "150"]
@@ -166,3 +172,38 @@ def test_a_killed_rank_stops_the_other_and_keeps_what_both_measured(
     assert finding["evidence"]["first_failed_rank"] == 1
     assert finding["cause"].startswith("Rank 1 died (SIGKILL")
     assert code == 1
+
+
+def test_under_an_outside_torchrun_the_ranks_share_a_folder_and_rank_0_gates(
+    tmp_path: Path,
+) -> None:
+    # The README's `torchrun ... -m analyzer.cli`, without --out: the ranks must pick one folder.
+    # The model is compiled before DDP wraps it (--ddp-compile model): DDP's forward stays eager,
+    # so none of its breaks, and the thresholds hold.
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    gate = ["--fail-on", "graph-breaks>0,recompiles>0", "--junit", "gate.xml"]
+    tool = ["-m", "analyzer.cli", "module", f"{PLANTED}:small_mlp", *QUICK[:4], *gate]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [*launch, *tool, "--ddp-compile", "model"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = (tmp_path / "compile-diagnose-out").iterdir()
+    assert folder.name.startswith("module-distributed_planted-run-")
+    diagnosis = json.loads((folder / "diagnosis.json").read_text(encoding="utf-8"))
+    ranks = section(diagnosis)["ranks"]
+    assert [(r["rank"], r["status"]) for r in ranks] == [(0, COMPLETE), (1, COMPLETE)]
+    for rank in ranks:
+        assert rank["compile_settings"]["how"] == "module, then DDP(model)"
+        assert rank["breaks"] == []
+        # One graph of the whole MLP (linear, relu, linear), and no recompile.
+        assert [c["graph_ops"] for c in rank["compiles"] if c["graph_ops"]] == [3]
+        assert not any(c["recompile_reason"] for c in rank["compiles"])
+    assert "compile-diagnose: fail-on (--fail-on): 2 of 2 thresholds hold" in done.stderr
+    cases = ET.parse(tmp_path / "gate.xml").getroot().findall("./testsuite/testcase")
+    assert [c.find("failure") is None for c in cases] == [True, True]

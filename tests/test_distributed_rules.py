@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from analyzer.gate import check_diagnosis, gate_for_diagnosis
 from analyzer.render.distributed import distributed_markdown
 from analyzer.rules import distributed as rules
 from analyzer.runner.distributed import launcher_outcomes
@@ -157,3 +159,52 @@ def test_the_section_says_why_a_figure_is_missing() -> None:
     assert "died in steps" in row and "not reached (steps)" in row
     assert any("no merged trace" in line for line in lines)
     assert distributed_markdown(None) == []
+
+
+def _merged(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    section = {"world_size": len(ranks), "ranks": ranks, "outcomes": []}
+    return {"probes": {DISTRIBUTED: section}, "findings": []}
+
+
+def _break(origin: str, filename: str, lineno: int, gb_id: str) -> dict[str, Any]:
+    location = {"filename": filename, "lineno": lineno, "function": "forward"}
+    return {"origin": origin, "reason": "r", "location": location, "gb_id": gb_id, "hits": 1}
+
+
+def test_the_gate_counts_the_ranks_breaks_and_recompiles_of_their_training_step() -> None:
+    ddp = _break(BREAK_IN_DDP, "/torch/nn/parallel/distributed.py", 1566, "GB0156")
+    item = _break(BREAK_IN_USER, "/src/model.py", 150, "GB0124")
+    guard = "0/0: L['batch'].size()[0] == 4"
+    ranks = [
+        rank(0, breaks=[ddp, item]),
+        rank(1, breaks=[ddp], compiles=[compiled("forward"), compiled("forward", STEPS, guard)]),
+    ]
+    gate = gate_for_diagnosis(
+        ["graph-breaks>1,graph-breaks.training>2,recompiles>0,graph-breaks.inference>=0"],
+        Path.cwd(),
+    )
+    result = check_diagnosis(gate, _merged(ranks), "module")
+    breaks, breaks_training, recompiles, inference = result.checks
+    assert (breaks.measured.value, breaks.violated) == (2, True)
+    assert "distributed.py:1566 GB0156 (training, inside DDP, every rank)" in breaks.measured.detail
+    assert "model.py:150 GB0124 (training, in the model, rank 0)" in breaks.measured.detail
+    assert not breaks_training.violated  # the ranks' one entry point, named
+    assert recompiles.measured.value == 1 and recompiles.violated
+    assert recompiles.measured.detail == f"rank 1 forward: {guard}"
+    assert inference.measured.value is None and inference.violated  # the ranks do not infer
+    # A rank that never compiled is not counted; no rank compiled: nothing measured.
+    unfinished = rank(2, phases_done=[SETUP], breaks=[item], compiles=[])
+    assert check_diagnosis(gate, _merged([*ranks, unfinished]), "m").checks[0].measured.value == 2
+    assert check_diagnosis(gate, _merged([unfinished]), "m").checks[0].measured.value is None
+
+
+def test_the_ranks_of_one_launch_share_a_default_folder_name() -> None:
+    from probes.distributed.request import launch_name
+
+    assert launch_name({}) is None  # no launcher: the command's timestamped folder
+    ranks = {"RANK": "1", "WORLD_SIZE": "2"}
+    named = launch_name({**ranks, "TORCHELASTIC_RUN_ID": "5f0c1d2e-aaaa-bbbb"})
+    assert named == "run-5f0c1d2e"
+    assert launch_name({**ranks, "RANK": "0", "TORCHELASTIC_RUN_ID": "5f0c1d2e-cccc"}) == named
+    # torchrun's default run id, "none", is every launch's: the launcher's process is not.
+    assert launch_name({**ranks, "TORCHELASTIC_RUN_ID": "none"}).startswith("launcher-")

@@ -36,7 +36,7 @@ from probes.records.names import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES, PROBES
 from probes.records.speed import MAX_AUTOTUNE, WHAT_IF_AUTO, WHAT_IFS
 
 if TYPE_CHECKING:  # torch loads when a diagnosis is built, not when the command line is parsed
-    from analyzer.gate import GateResult
+    from analyzer.gate import Gate, GateResult
     from probes.targets.target import CompileSettings
 
 
@@ -206,6 +206,8 @@ def add_distributed_options(parser: argparse.ArgumentParser) -> None:
     """The diagnosis on several processes: compiled DDP training as LeRobot's trainer runs it."""
     from probes.records.distributed import (
         AUTOCAST_DTYPES,
+        COMPILE_AROUND_DDP,
+        DDP_COMPILES,
         DEFAULT_FIND_UNUSED_PARAMETERS,
         DEFAULT_TIMEOUT_S,
     )
@@ -233,6 +235,14 @@ def add_distributed_options(parser: argparse.ArgumentParser) -> None:
         "--bucket-cap-mb",
         type=positive_float,
         help="with --nproc: DDP's bucket_cap_mb (default: DDP's, 25)",
+    )
+    parser.add_argument(
+        "--ddp-compile",
+        choices=DDP_COMPILES,
+        default=COMPILE_AROUND_DDP,
+        help="with --nproc: wrapper: torch.compile(DDP(model)), which traces DDP's forward; "
+        "model: the model compiled as --compile-how says, then DDP(model), whose forward stays "
+        "eager (default: %(default)s)",
     )
     parser.add_argument(
         "--rank-timeout",
@@ -361,10 +371,7 @@ def diagnose_and_show(
             memory_budget=args.memory_budget,
         )
     show(diagnosis, args)
-    if gate is not None:
-        record = diagnosis.to_dict()
-        return finish_gate(args, check_diagnosis(gate, record, target_name(record)))
-    return EXIT_ERROR_FINDING if diagnosis.has_errors else EXIT_HEALTHY
+    return _exit_status(diagnosis, args, gate)
 
 
 def diagnose_across_ranks(
@@ -378,11 +385,13 @@ def diagnose_across_ranks(
 
     if recipe is None:
         raise UsageError("this target cannot be built in another process: no --nproc for it")
+    gate = requested_gate(args, comparison=False)  # a bad threshold stops before any launch
     ddp = DdpSettings(
         find_unused_parameters=args.find_unused_parameters,
         bucket_cap_mb=args.bucket_cap_mb,
         autocast=args.autocast,
         steps=args.iters_training or DEFAULT_STEPS,
+        compile_where=args.ddp_compile,
     )
     with progress_reporter(stderr_console()) as progress:
         diagnosis = run_ranks(
@@ -399,6 +408,14 @@ def diagnose_across_ranks(
     if diagnosis is None:  # a rank other than 0: rank 0 shows the merge
         return EXIT_HEALTHY
     show(diagnosis, args)
+    return _exit_status(diagnosis, args, gate)
+
+
+def _exit_status(diagnosis: Diagnosis, args: argparse.Namespace, gate: Gate | None) -> int:
+    """The gate's, where thresholds were asked for; else 1 on an error finding."""
+    if gate is not None:
+        record = diagnosis.to_dict()
+        return finish_gate(args, check_diagnosis(gate, record, target_name(record)))
     return EXIT_ERROR_FINDING if diagnosis.has_errors else EXIT_HEALTHY
 
 

@@ -2,7 +2,9 @@
 
 Each reader returns a `Measured`: the value (None where the diagnosis did not measure it) and a
 short account of what it counts, from the recorded figures (the breaks' lines, the guards, the
-findings' codes), which the gate's failure line and the JUnit file show.
+findings' codes), which the gate's failure line and the JUnit file show. A diagnosis merged
+from several ranks (`--nproc`) has no one-process probes: its graph breaks and recompiles are
+those of the ranks' compiled training step, counted across ranks.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from analyzer.format import speedup_range as speedup_text
 from analyzer.gate.thresholds import Threshold
 from analyzer.rules.compile import RECOMPILATION
 from probes.records.compile import entry_point_reports
+from probes.records.distributed import COMPILE as COMPILE_PHASE
+from probes.records.distributed import DISTRIBUTED, ORIGIN_LABELS
 from probes.records.divergence import failing_without_random_numbers
-from probes.records.names import BENCHMARK, DIVERGENCE, ENTRY_POINTS, GRAPH_BREAKS
+from probes.records.names import BENCHMARK, DIVERGENCE, ENTRY_POINTS, GRAPH_BREAKS, TRAINING
 from probes.records.reference import ACTION_DIFF_KEY, LOSS_DIFF_KEY, SUCCESS
 from probes.records.serialize import as_number
 
@@ -80,6 +84,8 @@ def _shown(measured: Measured) -> str:
 
 
 def _graph_breaks(diagnosis: Record, entry_points: Sequence[str] | None) -> Measured:
+    if _ranks(diagnosis) is not None:
+        return _rank_breaks(diagnosis, entry_points)
     reports = entry_point_reports(_probes(diagnosis).get(GRAPH_BREAKS) or {})
     chosen = _chosen(reports, entry_points)
     if chosen is None:
@@ -97,6 +103,8 @@ def _graph_breaks(diagnosis: Record, entry_points: Sequence[str] | None) -> Meas
 
 def _recompiles(diagnosis: Record, entry_points: Sequence[str] | None) -> Measured:
     """Recompiles the recompilation rule does not call by design (an info finding)."""
+    if _ranks(diagnosis) is not None:
+        return _rank_recompiles(diagnosis, entry_points)
     chosen = _chosen(recompile_reports(_probes(diagnosis)), entry_points)
     if chosen is None:
         return NOT_MEASURED
@@ -114,6 +122,66 @@ def _recompiles(diagnosis: Record, entry_points: Sequence[str] | None) -> Measur
         for e in (f.get("evidence") or {} for f in counted)
     ]
     return Measured(total, _listed(accounts))
+
+
+def _ranks(diagnosis: Record) -> list[Record] | None:
+    """The ranks' records of a diagnosis merged from several processes; None for one process."""
+    section = _probes(diagnosis).get(DISTRIBUTED)
+    return None if section is None else list(section.get("ranks") or [])
+
+
+def _compiled_ranks(diagnosis: Record, entry_points: Sequence[str] | None) -> list[Record]:
+    """The ranks whose training step compiled; none where the figure is not the training's."""
+    if entry_points is not None and list(entry_points) != [TRAINING]:
+        return []  # the ranks measure the training step alone
+    return [r for r in _ranks(diagnosis) or [] if COMPILE_PHASE in (r.get("phases_done") or [])]
+
+
+def _rank_breaks(diagnosis: Record, entry_points: Sequence[str] | None) -> Measured:
+    """Distinct breaks (one reason at one line) of every rank's training step, with whose
+    code each is in (the model's, DDP's or Accelerate's) and the ranks that met it."""
+    ranks = _compiled_ranks(diagnosis, entry_points)
+    if not ranks:
+        return NOT_MEASURED
+    places: dict[tuple[str, int, str], tuple[str, list[int]]] = {}
+    for rank in ranks:
+        for graph_break in rank.get("breaks") or []:
+            place = break_place(graph_break)
+            places.setdefault(place, (str(graph_break.get("origin")), []))[1].append(
+                int(rank.get("rank") or 0)
+            )
+    accounts = [
+        f"{path}:{line} {kind} ({TRAINING}, {ORIGIN_LABELS.get(origin, origin)}, "
+        f"{_rank_list(seen, len(ranks))})"
+        for (path, line, kind), (origin, seen) in places.items()
+    ]
+    return Measured(len(places), _listed(accounts))
+
+
+def _rank_recompiles(diagnosis: Record, entry_points: Sequence[str] | None) -> Measured:
+    """Recompiles of every rank's training step, with the rank and the guard that failed."""
+    ranks = _compiled_ranks(diagnosis, entry_points)
+    if not ranks:
+        return NOT_MEASURED
+    recompiled = [
+        (int(rank.get("rank") or 0), compiled)
+        for rank in ranks
+        for compiled in rank.get("compiles") or []
+        if compiled.get("recompile_reason")
+    ]
+    accounts = [
+        f"rank {rank} {compiled.get('function')}: {compiled.get('recompile_reason')}"
+        for rank, compiled in recompiled
+    ]
+    return Measured(len(recompiled), _listed(accounts))
+
+
+def _rank_list(ranks: list[int], of: int) -> str:
+    """ "every rank", or "rank 1" / "ranks 0, 2": the ranks that met something."""
+    distinct = sorted(set(ranks))
+    if len(distinct) == of:
+        return "every rank"
+    return ("rank " if len(distinct) == 1 else "ranks ") + ", ".join(map(str, distinct))
 
 
 def _chosen(recorded: Mapping[str, Any], entry_points: Sequence[str] | None) -> list[str] | None:

@@ -24,8 +24,12 @@ from probes.records.distributed import (
     BREAK_IN_DDP,
     BREAK_IN_USER,
     COMPILE,
+    COMPILE_INSIDE_DDP,
+    MODEL_COMPILED,
+    ORIGIN_LABELS,
     PROFILE,
     STEPS,
+    WRAPPER_COMPILED,
 )
 from probes.records.serialize import as_number
 
@@ -40,11 +44,6 @@ COLUMNS = (
     "DDPOptimizer buckets",
     "communication (exposed)",
 )
-ORIGIN_LABELS = {
-    BREAK_IN_DDP: "inside DDP",
-    BREAK_IN_ACCELERATE: "inside Accelerate",
-    BREAK_IN_USER: "in the model",
-}
 
 
 def settings_line(section: Mapping[str, Any]) -> str:
@@ -55,11 +54,23 @@ def settings_line(section: Mapping[str, Any]) -> str:
         f"{section.get('process_group') or MISSING}; DDP find_unused_parameters="
         f"{settings.get('find_unused_parameters')}, bucket_cap_mb="
         f"{'25 (DDP default)' if bucket is None else bucket}, autocast "
-        f"{settings.get('autocast') or 'off'}; torch.compile(DDP(model))"
+        f"{settings.get('autocast') or 'off'}; {_compiled_how(section)}"
     )
     if as_number(section.get("wall_s")) is not None:
         line += f"; launch {seconds(section['wall_s'])}"
     return line
+
+
+def _compiled_how(section: Mapping[str, Any]) -> str:
+    """How the ranks compiled, as rank 0 recorded it (`--ddp-compile`)."""
+    for rank in section.get("ranks") or []:
+        how = (rank.get("compile_settings") or {}).get("how")
+        if how:
+            return str(how)
+    where = (section.get("settings") or {}).get("compile_where")
+    return (
+        MODEL_COMPILED.format(how="the model") if where == COMPILE_INSIDE_DDP else WRAPPER_COMPILED
+    )
 
 
 def _not_reached(rank: Mapping[str, Any], phase: str) -> str:

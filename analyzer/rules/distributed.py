@@ -546,5 +546,9 @@ def _internal_breaks(ranks: Sequence[Mapping[str, Any]]) -> Finding | None:
             "internal_breaks_count": len(internal),
             "model_breaks_count": len(users),
         },
-        next_steps=["model.compile(); ddp = DDP(model)  # DDP's forward stays eager"],
+        next_steps=[
+            "model.compile(); ddp = DDP(model)  # DDP's forward stays eager",
+            "measure it: the same command with --ddp-compile model (each rank's breaks, "
+            "frames and warm step, the model compiled before DDP wraps it)",
+        ],
     )

@@ -220,4 +220,7 @@ def out_dir(
 
 
 def _timestamped(name: str) -> Path:
-    return DEFAULT_OUT_ROOT / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    """<name>-<time>; under torchrun, <name>-<the launch's name>, which its ranks share."""
+    from probes.distributed.request import launch_name
+
+    return DEFAULT_OUT_ROOT / f"{name}-{launch_name() or f'{datetime.now():%Y%m%d-%H%M%S}'}"

@@ -24,6 +24,8 @@ from probes.records.distributed import (
     RANK_VARIABLE,
     RANKS_DIR,
     REQUEST_FILE,
+    RUN_ID_VARIABLE,
+    UNSET_RUN_ID,
     WORLD_SIZE_VARIABLE,
     DdpSettings,
 )
@@ -76,6 +78,22 @@ def rank_environment(environ: Mapping[str, str] = os.environ) -> RankEnvironment
         local_rank=int(environ.get(LOCAL_RANK_VARIABLE, environ[RANK_VARIABLE])),
         launcher=launcher,
     )
+
+
+def launch_name(environ: Mapping[str, str] = os.environ) -> str | None:
+    """A name every rank of this launch on this machine shares, for a default output folder;
+    None when no launcher started this process.
+
+    torchrun's run id where it is one of its own (a uuid under --standalone), else the launcher's
+    process (torchrun's agent is every local rank's parent): a timestamp would differ between
+    ranks that start a second apart, and rank 0 would wait for files in a folder no rank writes.
+    """
+    if rank_environment(environ) is None:
+        return None
+    run_id = environ.get(RUN_ID_VARIABLE, UNSET_RUN_ID)
+    if run_id != UNSET_RUN_ID:
+        return f"run-{run_id[:8]}"
+    return f"launcher-{os.getppid()}"
 
 
 def build_from_recipe(recipe: TargetRecipe) -> Target:

@@ -4,7 +4,8 @@
 launcher starts it with `--nproc`), or `measure_rank` called by the tool itself when torchrun or
 `accelerate launch` started it. Each rank trains as LeRobot's trainer does through Accelerate:
 its model wrapped in `DistributedDataParallel` (`find_unused_parameters`, `bucket_cap_mb`), the
-wrapper compiled (`torch.compile(DDP(model))`), the forward under `torch.autocast` when asked,
+wrapper compiled (`torch.compile(DDP(model))`; with `--ddp-compile model`, the model compiled
+as `--compile-how` says before DDP wraps it), the forward under `torch.autocast` when asked,
 then backward, gradient clipping and Adam (`probes.benchmark.TrainingLoop`).
 
 Phases (`probes.records.distributed.PHASES`): setup, compile (the first step), steps (timed
@@ -48,12 +49,15 @@ from probes.environment import current_environment
 from probes.errors import compile_error_line
 from probes.records.distributed import (
     COMPILE,
+    COMPILE_AROUND_DDP,
     COMPLETE,
     FAILED,
+    MODEL_COMPILED,
     PROFILE,
     SETUP,
     STEPS,
     STOPPED,
+    WRAPPER_COMPILED,
     RankCompile,
     RankRecord,
     rank_file,
@@ -165,15 +169,18 @@ class RankRun:
         target = build_from_recipe(request.recipe)
         record.target = to_jsonable(target.description)
         record.environment = to_jsonable(current_environment(self.device))
-        record.compile_settings = {**request.compile_settings.describe(), "how": "ddp-wrapper"}
+        settings = request.compile_settings
+        around = request.ddp.compile_where == COMPILE_AROUND_DDP
+        how = WRAPPER_COMPILED if around else MODEL_COMPILED.format(how=settings.how)
+        record.compile_settings = {**settings.describe(), "how": how}
         record.optimize_ddp = str(dynamo_config.optimize_ddp)
         if target.loss is None:
             raise ValueError("the target has no loss: nothing to train under DDP")
-        copy = target.fresh_copy().to(self.device)
-        self.ddp = ddp = DistributedDataParallel(copy, **self._ddp_kwargs())
+        copy = target.fresh_copy() if around else target.compiled_copy(settings)
+        self.ddp = ddp = DistributedDataParallel(copy.to(self.device), **self._ddp_kwargs())
         record.bucket_cap_bytes = int(ddp.bucket_bytes_cap)
         record.first_bucket_cap_bytes = int(torch.distributed._DEFAULT_FIRST_BUCKET_BYTES)
-        compiled = torch.compile(ddp, **request.compile_settings.compile_kwargs())
+        compiled = torch.compile(ddp, **settings.compile_kwargs()) if around else ddp
         self.loop = TrainingLoop(
             compiled, target.loss, request.benchmark, autocast=request.ddp.autocast
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.records.location import SourceLocation
+from probes.records.names import LOW_PRECISION_DTYPES
 
 DISTRIBUTED = "distributed"  # the section's key under "probes"
 
@@ -38,6 +39,8 @@ def rank_trace_dir(out_dir: Path, rank: int) -> Path:
 RANK_VARIABLE = "RANK"
 WORLD_SIZE_VARIABLE = "WORLD_SIZE"
 LOCAL_RANK_VARIABLE = "LOCAL_RANK"
+RUN_ID_VARIABLE = "TORCHELASTIC_RUN_ID"  # torchrun's rendezvous id: a uuid when --standalone
+UNSET_RUN_ID = "none"  # torchrun's default --rdzv-id, shared by every launch
 ACCELERATE_VARIABLE = "ACCELERATE_MIXED_PRECISION"  # set by `accelerate launch` only
 
 # How the ranks were started.
@@ -67,6 +70,11 @@ BREAK_IN_DDP = "ddp"
 BREAK_IN_ACCELERATE = "accelerate"
 BREAK_IN_USER = "user"
 BREAK_ORIGINS = (BREAK_IN_DDP, BREAK_IN_ACCELERATE, BREAK_IN_USER)
+ORIGIN_LABELS = {
+    BREAK_IN_DDP: "inside DDP",
+    BREAK_IN_ACCELERATE: "inside Accelerate",
+    BREAK_IN_USER: "in the model",
+}
 
 # The process-group backends, by device.
 GLOO = "gloo"
@@ -74,8 +82,16 @@ NCCL = "nccl"
 
 # torch's DDPOptimizer assertion when `bucket_cap_mb` is below DDP's first bucket (1 MiB).
 FIRST_BUCKET_ASSERTION = "First bucket should be smaller/equal to other buckets"
-AUTOCAST_DTYPES = ("bfloat16", "float16")
+AUTOCAST_DTYPES = LOW_PRECISION_DTYPES
 DEFAULT_FIND_UNUSED_PARAMETERS = True  # LeRobot's trainer passes it to Accelerate's DDP
+# Where each rank compiles (`--ddp-compile`): around DDP, `torch.compile(DDP(model))`, which
+# traces DDP's forward; or inside it, the model compiled as `--compile-how` says, then
+# `DDP(model)`, whose forward stays eager.
+COMPILE_AROUND_DDP = "wrapper"
+COMPILE_INSIDE_DDP = "model"
+DDP_COMPILES = (COMPILE_AROUND_DDP, COMPILE_INSIDE_DDP)
+WRAPPER_COMPILED = "torch.compile(DDP(model))"
+MODEL_COMPILED = "{how}, then DDP(model)"  # the model compiled as --compile-how says
 DEFAULT_TIMEOUT_S = 900.0  # the whole launch; a rank still running then is hung
 DEFAULT_STEPS = 3  # warm training steps timed per rank
 DEFAULT_PROFILED_STEPS = 2
@@ -94,6 +110,7 @@ class DdpSettings:
     bucket_cap_mb: float | None = None  # None: DDP's default (25 MB)
     autocast: str | None = None  # "bfloat16" / "float16": the step under torch.autocast
     steps: int = DEFAULT_STEPS
+    compile_where: str = COMPILE_AROUND_DDP  # COMPILE_AROUND_DDP or COMPILE_INSIDE_DDP
     profiled_steps: int = DEFAULT_PROFILED_STEPS
 
 

@@ -18,7 +18,8 @@ DEFAULT_SEED = 42
 
 # The floating-point dtypes a target can run in (`--dtype`), by torch's names.
 DEFAULT_DTYPE = "float32"
-LOW_PRECISION_DTYPES = ("bfloat16", "float16")
+BFLOAT16, FLOAT16 = "bfloat16", "float16"
+LOW_PRECISION_DTYPES = (BFLOAT16, FLOAT16)
 DTYPES = (DEFAULT_DTYPE, *LOW_PRECISION_DTYPES)
 
 # Probe names as `diagnosis.json` records them under "probes", in the order a run takes them.
