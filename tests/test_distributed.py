@@ -29,6 +29,7 @@ from probes.records.distributed import (
     DIED,
     DISTRIBUTED,
     FAILED,
+    INSIDE_DDP_TRIAL,
     PROFILE,
     STEPS,
     STOPPED,
@@ -74,7 +75,8 @@ def test_act_every_rank_completes_its_phases(act_run) -> None:
     assert [r["rank"] for r in ranks] == [0, 1]
     for rank in ranks:
         assert rank["status"] == COMPLETE, rank.get("error")
-        assert rank["phases_done"][-1] == PROFILE
+        # DDP's own code broke the graph on both ranks: the inside-DDP trial ran last
+        assert rank["phases_done"][-2:] == [PROFILE, INSIDE_DDP_TRIAL]
         assert len(rank["step_ms"]) == 2 and rank["first_step_s"] > 0
         assert rank["comm"]["collectives"] > 0 and rank["comm"]["comm_ms"] > 0
         assert rank_file(out, rank["rank"]).is_file()
@@ -94,6 +96,21 @@ def test_act_ddp_breaks_are_told_apart_from_the_models(act_run) -> None:
     finding = findings(diagnosis)["ddp-internal-graph-breaks"]
     assert finding["evidence"]["internal_breaks_count"] >= 2
     assert finding["evidence"]["model_breaks_count"] == 1
+
+
+def test_act_compiled_before_ddp_wraps_it_is_tried_and_timed(act_run) -> None:
+    # The lever CD806 names, measured on every rank: ACT's network compiled (--compile-how
+    # model), then wrapped: DDP's forward and the policy's loss dictionary stay eager.
+    _, diagnosis, _ = act_run
+    for rank in section(diagnosis)["ranks"]:
+        trial = rank["inside_ddp"]
+        assert trial["error"] is None
+        assert trial["how"] == "model, then DDP(model)"
+        assert trial["breaks"] == [] and trial["frames"] >= 1
+        assert len(trial["step_ms"]) == len(rank["step_ms"]) and trial["first_step_s"] > 0
+    evidence = findings(diagnosis)["ddp-internal-graph-breaks"]["evidence"]
+    assert evidence["inside_ddp_breaks_count"] == 0
+    assert evidence["inside_ddp_step_ms"] > 0 and evidence["wrapper_step_ms"] > 0
 
 
 def test_act_ddp_optimizer_splits_are_recorded_with_bucket_sizes(act_run) -> None:
@@ -192,18 +209,21 @@ def test_under_an_outside_torchrun_the_ranks_share_a_folder_and_rank_0_gates(
         text=True,
         timeout=240,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (folder,) = (tmp_path / "compile-diagnose-out").iterdir()
+    said = done.stderr[-3000:]  # what the ranks printed, should an assertion fail
+    assert done.returncode == 0, said
+    folders = list((tmp_path / "compile-diagnose-out").iterdir())
+    assert len(folders) == 1, (folders, said)
+    folder = folders[0]
     assert folder.name.startswith("module-distributed_planted-run-")
     diagnosis = json.loads((folder / "diagnosis.json").read_text(encoding="utf-8"))
     ranks = section(diagnosis)["ranks"]
     assert [(r["rank"], r["status"]) for r in ranks] == [(0, COMPLETE), (1, COMPLETE)]
     for rank in ranks:
         assert rank["compile_settings"]["how"] == "module, then DDP(model)"
-        assert rank["breaks"] == []
+        assert rank["breaks"] == [], rank["breaks"]
         # One graph of the whole MLP (linear, relu, linear), and no recompile.
-        assert [c["graph_ops"] for c in rank["compiles"] if c["graph_ops"]] == [3]
-        assert not any(c["recompile_reason"] for c in rank["compiles"])
-    assert "compile-diagnose: fail-on (--fail-on): 2 of 2 thresholds hold" in done.stderr
+        assert [c["graph_ops"] for c in rank["compiles"] if c["graph_ops"]] == [3], rank
+        assert not any(c["recompile_reason"] for c in rank["compiles"]), rank
+    assert "compile-diagnose: fail-on (--fail-on): 2 of 2 thresholds hold" in done.stderr, said
     cases = ET.parse(tmp_path / "gate.xml").getroot().findall("./testsuite/testcase")
     assert [c.find("failure") is None for c in cases] == [True, True]

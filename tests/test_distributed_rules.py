@@ -208,3 +208,32 @@ def test_the_ranks_of_one_launch_share_a_default_folder_name() -> None:
     assert launch_name({**ranks, "RANK": "0", "TORCHELASTIC_RUN_ID": "5f0c1d2e-cccc"}) == named
     # torchrun's default run id, "none", is every launch's: the launcher's process is not.
     assert launch_name({**ranks, "TORCHELASTIC_RUN_ID": "none"}).startswith("launcher-")
+
+
+def test_the_inside_ddp_trial_is_told_against_the_wrapper_and_clearly_faster_warns() -> None:
+    ddp = _break(BREAK_IN_DDP, "/torch/nn/parallel/distributed.py", 1566, "GB0156")
+    item = _break(BREAK_IN_USER, "/src/model.py", 150, "GB0124")
+    trial = {"how": "model, then DDP(model)", "first_step_s": 3.0, "breaks": [], "frames": 1}
+    wrapper = {"breaks": [ddp, item], "first_step_s": 6.5, "step_ms": [180.0, 175.0, 190.0]}
+
+    def finding(**trial_fields: Any):
+        inside = {**trial, **trial_fields} if trial_fields else None
+        return names([rank(0, **wrapper, inside_ddp=inside)])["ddp-internal-graph-breaks"]
+
+    faster = finding(step_ms=[120.0, 125.0, 130.0])
+    assert faster.severity == "warning"
+    assert faster.impact_ms == 180.0 - 125.0
+    assert (
+        "Compiled before DDP wrapped it (model, then DDP(model)), the same rank met 0 breaks "
+        "(0 in DDP's or Accelerate's code); its first, compiling step took 3.0 s against the "
+        "wrapper's 6.5 s, and its warm step 125 ms against 180 ms (1.44x as fast; medians of "
+        "3 steps each)." in faster.cause
+    )
+    assert faster.evidence["inside_ddp_step_ms"] == 125.0
+    # Within the wrapper's spread: measured, said, and not a warning.
+    close = finding(step_ms=[170.0, 185.0, 200.0])
+    assert close.severity == "info" and close.impact_ms is None
+    assert "(0.97x as fast;" in close.cause
+    failed = finding(error="RuntimeError: boom")
+    assert failed.cause.endswith("(model, then DDP(model)), it failed: RuntimeError: boom")
+    assert finding().severity == "info" and "Compiled before" not in finding().cause

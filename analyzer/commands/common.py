@@ -245,6 +245,14 @@ def add_distributed_options(parser: argparse.ArgumentParser) -> None:
         "eager (default: %(default)s)",
     )
     parser.add_argument(
+        "--inside-ddp-trial",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --nproc and --ddp-compile wrapper: when DDP's own code breaks the graph on "
+        "every rank, time the model compiled before DDP wraps it too (one more compile per "
+        "rank; default: on)",
+    )
+    parser.add_argument(
         "--rank-timeout",
         type=positive_float,
         default=DEFAULT_TIMEOUT_S,
@@ -392,6 +400,7 @@ def diagnose_across_ranks(
         autocast=args.autocast,
         steps=args.iters_training or DEFAULT_STEPS,
         compile_where=args.ddp_compile,
+        inside_ddp_trial=args.inside_ddp_trial,
     )
     with progress_reporter(stderr_console()) as progress:
         diagnosis = run_ranks(

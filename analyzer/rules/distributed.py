@@ -6,7 +6,9 @@ rank's record as it wrote it (`ranks`) and how each process ended (`outcomes`).
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from analyzer.findings import Finding, Rule, Severity, code_block, make_finding, prose
@@ -21,6 +23,7 @@ from probes.records.distributed import (
     EXPOSED_COMM_FRACTION,
     FAILED,
     FIRST_BUCKET_ASSERTION,
+    FRAMEWORK_ORIGINS,
     HUNG,
     STEPS,
     STRAGGLER_MIN_S,
@@ -187,10 +190,12 @@ DDP_INTERNAL_BREAKS = Rule(
     code="CD806",
     name="ddp-internal-graph-breaks",
     title="Graph breaks inside DDP's or Accelerate's own code",
-    default_severity=Severity.INFO,
+    default_severity=Severity.INFO,  # a warning when the measured lever is clearly faster
     what_it_does=prose(
         "Counts the graph breaks each rank met in DDP's code (torch/nn/parallel/distributed.py,",
-        "torch/distributed/) or Accelerate's, apart from those in the model.",
+        "torch/distributed/) or Accelerate's, apart from those in the model. Every rank then",
+        "tried the lever: the model compiled before DDP wraps it, the same steps timed; the",
+        "finding gives its breaks and warm step against the wrapper's.",
     ),
     why_it_matters=prose(
         "`torch.compile(DDP(model))` traces DDP's forward, which breaks the graph in DDP's own",
@@ -528,6 +533,7 @@ def _internal_breaks(ranks: Sequence[Mapping[str, Any]]) -> Finding | None:
     if not internal:
         return None
     users = [b for b in breaks if b.get("origin") == BREAK_IN_USER]
+    trial = _inside_ddp_trial(rank)
     places = ", ".join(
         f"{b.get('gb_id') or b.get('reason')} at "
         f"{short_path(str((b.get('location') or {}).get('filename', '')))}:"
@@ -536,19 +542,73 @@ def _internal_breaks(ranks: Sequence[Mapping[str, Any]]) -> Finding | None:
     )
     return make_finding(
         DDP_INTERNAL_BREAKS,
+        # Measured faster, every trial step faster than every wrapper step: worth acting on.
+        severity=Severity.WARNING if trial and trial.clearly_faster else Severity.INFO,
         confidence="high",
         cause=(
             f"Rank {rank['rank']} met {plural(len(internal), 'distinct graph break')} in DDP's "
             f"or Accelerate's own code ({places}) and {len(users)} in the model's."
+            + (trial.sentence if trial else "")
         ),
         evidence={
             "rank": rank["rank"],
             "internal_breaks_count": len(internal),
             "model_breaks_count": len(users),
+            **(trial.evidence if trial else {}),
         },
+        impact_ms=trial.saved_ms if trial else None,
         next_steps=[
             "model.compile(); ddp = DDP(model)  # DDP's forward stays eager",
-            "measure it: the same command with --ddp-compile model (each rank's breaks, "
-            "frames and warm step, the model compiled before DDP wraps it)",
+            "diagnose that setup: the same command with --ddp-compile model (each rank's "
+            "breaks, frames, recompiles and communication, the model compiled before DDP)",
         ],
     )
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """A rank's inside-DDP trial against its wrapper run, in words and figures."""
+
+    sentence: str
+    evidence: dict[str, Any]
+    saved_ms: float | None  # per warm step; None where the trial was not faster
+    clearly_faster: bool = False  # its slowest warm step beat the wrapper's fastest
+
+
+def _inside_ddp_trial(rank: Mapping[str, Any]) -> _Trial | None:
+    trial = rank.get("inside_ddp")
+    if not trial:
+        return None
+    if trial.get("error"):
+        sentence = (
+            f" Compiled before DDP wrapped it ({trial.get('how')}), it failed: {trial['error']}"
+        )
+        return _Trial(sentence, {"inside_ddp_error": trial["error"]}, saved_ms=None)
+    wrapper, inside = _median(rank.get("step_ms")), _median(trial.get("step_ms"))
+    if wrapper is None or inside is None:
+        return None
+    inside_breaks = trial.get("breaks") or []
+    framework = [b for b in inside_breaks if b.get("origin") in FRAMEWORK_ORIGINS]
+    sentence = (
+        f" Compiled before DDP wrapped it ({trial.get('how')}), the same rank met "
+        f"{plural(len(inside_breaks), 'break')} ({len(framework)} in DDP's or Accelerate's "
+        f"code); its first, compiling step took {seconds(trial.get('first_step_s'))} against "
+        f"the wrapper's {seconds(rank.get('first_step_s'))}, and its warm step {ms(inside)} "
+        f"against {ms(wrapper)} ({times(wrapper / inside)} as fast; medians of "
+        f"{len(trial.get('step_ms') or [])} steps each)."
+    )
+    evidence = {
+        "inside_ddp_how": trial.get("how"),
+        "inside_ddp_breaks_count": len(inside_breaks),
+        "wrapper_step_ms": wrapper,
+        "inside_ddp_step_ms": inside,
+        "inside_ddp_first_step_s": trial.get("first_step_s"),
+    }
+    clearly_faster = max(trial["step_ms"]) < min(rank["step_ms"])
+    saved = wrapper - inside if inside < wrapper else None
+    return _Trial(sentence, evidence, saved, clearly_faster)
+
+
+def _median(values: Sequence[Any] | None) -> float | None:
+    numbers = [n for n in (as_number(v) for v in values or []) if n is not None]
+    return statistics.median(numbers) if numbers else None

@@ -9,7 +9,9 @@ as `--compile-how` says before DDP wraps it), the forward under `torch.autocast`
 then backward, gradient clipping and Adam (`probes.benchmark.TrainingLoop`).
 
 Phases (`probes.records.distributed.PHASES`): setup, compile (the first step), steps (timed
-warm steps), profile (steps under torch.profiler: communication against compute). The rank's
+warm steps), profile (steps under torch.profiler: communication against compute), and, when
+every rank's compiled wrapper broke the graph in DDP's own code, the inside-DDP trial (the model
+compiled before DDP wraps it, its steps timed: the lever CD806 names). The rank's
 record is written to `<out>/ranks/rank<N>.json` when each phase starts and ends, so a rank
 killed later keeps what it measured; a SIGTERM from the launcher is recorded as "stopped".
 """
@@ -17,6 +19,7 @@ killed later keeps what it measured; a SIGTERM from the launcher is recorded as 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -52,12 +55,15 @@ from probes.records.distributed import (
     COMPILE_AROUND_DDP,
     COMPLETE,
     FAILED,
+    FRAMEWORK_ORIGINS,
+    INSIDE_DDP_TRIAL,
     MODEL_COMPILED,
     PROFILE,
     SETUP,
     STEPS,
     STOPPED,
     WRAPPER_COMPILED,
+    InsideDdpTrial,
     RankCompile,
     RankRecord,
     rank_file,
@@ -160,6 +166,9 @@ class RankRun:
         self._keep_trace_log(trace_dir)
         with self.phase(PROFILE):
             self._profile(target, trace_dir / PROFILE_FILE)
+        if self._every_rank_broke_inside_ddp():
+            with self.phase(INSIDE_DDP_TRIAL):
+                self._try_inside_ddp(target)
 
     def _setup(self) -> Target:
         import torch._dynamo.config as dynamo_config
@@ -196,17 +205,58 @@ class RankRun:
         return kwargs
 
     def _timed_steps(self, phase: str, count: int) -> list[float]:
-        """`count` training steps, each timed (ms); the frames they compiled recorded."""
-        step_ms: list[float] = []
+        """`count` training steps, each timed (ms); the frames they compiled and the losses
+        recorded."""
         with compiles_during() as compiled:
-            for _ in range(count):
-                started = time.perf_counter()
-                self.loop.step()
-                synchronize(self.device)
-                step_ms.append((time.perf_counter() - started) * 1e3)
-                self.record.losses.append(float(self.loop.losses[-1]))
+            step_ms = self._time_steps(self.loop, count)
+        self.record.losses.extend(float(loss) for loss in self.loop.losses[-count:])
         self.record.compiles.extend(_rank_compile(phase, metrics) for metrics in compiled)
         return step_ms
+
+    def _time_steps(self, loop: TrainingLoop, count: int) -> list[float]:
+        step_ms: list[float] = []
+        for _ in range(count):
+            started = time.perf_counter()
+            loop.step()
+            synchronize(self.device)
+            step_ms.append((time.perf_counter() - started) * 1e3)
+        return step_ms
+
+    def _every_rank_broke_inside_ddp(self) -> bool:
+        """Whether the compiled wrapper broke the graph in DDP's or Accelerate's own code on
+        every rank: one all-reduce, so that the ranks decide alike (the trial wraps a new DDP,
+        a collective every rank must join)."""
+        ddp = self.request.ddp
+        if ddp.compile_where != COMPILE_AROUND_DDP or not ddp.inside_ddp_trial:
+            return False
+        broke = any(b.origin in FRAMEWORK_ORIGINS for b in rank_breaks(self.break_messages))
+        flag = torch.tensor([int(broke)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def _try_inside_ddp(self, target: Target) -> None:
+        """The lever CD806 names, measured: the model compiled as `--compile-how` says, then
+        wrapped in DDP, its first step and as many warm steps as the main run timed. The
+        wrapper's copy and optimiser state are let go first: one model at a time, as before."""
+        settings = self.request.compile_settings
+        trial = self.record.inside_ddp = InsideDdpTrial(MODEL_COMPILED.format(how=settings.how))
+        self.loop = self.ddp = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        try:
+            with graph_break_log() as messages, compiles_during() as compiled:
+                copy = target.compiled_copy(settings).to(self.device)
+                ddp = DistributedDataParallel(copy, **self._ddp_kwargs())
+                loop = TrainingLoop(
+                    ddp, target.loss, self.request.benchmark, autocast=self.request.ddp.autocast
+                )
+                trial.first_step_s = self._time_steps(loop, 1)[0] / 1e3
+                trial.step_ms = self._time_steps(loop, self.request.ddp.steps)
+            trial.breaks = rank_breaks(messages)
+            trial.frames = sum(1 for metrics in compiled if metrics.graph_op_count)
+        except Exception as error:  # the trial's failure is its own, not the rank's
+            trial.error = compile_error_line(error)
 
     def _profile(self, target: Target, path: Path) -> None:
         activities = [torch.profiler.ProfilerActivity.CPU]

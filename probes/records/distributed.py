@@ -53,7 +53,11 @@ SETUP = "setup"  # process group, target, DDP wrapper
 COMPILE = "compile"  # the first training step, which compiles
 STEPS = "steps"  # warm steps, timed
 PROFILE = "profile"  # profiled steps: communication against compute
-PHASES = (SETUP, COMPILE, STEPS, PROFILE)
+# Tried last, when every rank's compiled wrapper broke the graph in DDP's or Accelerate's code:
+# the model compiled before DDP wraps it, its first step and warm steps timed (the lever CD806
+# names, measured).
+INSIDE_DDP_TRIAL = "inside-ddp trial"
+PHASES = (SETUP, COMPILE, STEPS, PROFILE, INSIDE_DDP_TRIAL)
 
 # A rank's status.
 RUNNING = "running"  # what a rank's file says until it finishes: it never did, if it stays
@@ -70,6 +74,7 @@ BREAK_IN_DDP = "ddp"
 BREAK_IN_ACCELERATE = "accelerate"
 BREAK_IN_USER = "user"
 BREAK_ORIGINS = (BREAK_IN_DDP, BREAK_IN_ACCELERATE, BREAK_IN_USER)
+FRAMEWORK_ORIGINS = (BREAK_IN_DDP, BREAK_IN_ACCELERATE)  # breaks not in the model's code
 ORIGIN_LABELS = {
     BREAK_IN_DDP: "inside DDP",
     BREAK_IN_ACCELERATE: "inside Accelerate",
@@ -111,6 +116,7 @@ class DdpSettings:
     autocast: str | None = None  # "bfloat16" / "float16": the step under torch.autocast
     steps: int = DEFAULT_STEPS
     compile_where: str = COMPILE_AROUND_DDP  # COMPILE_AROUND_DDP or COMPILE_INSIDE_DDP
+    inside_ddp_trial: bool = True  # try INSIDE_DDP_TRIAL when DDP's code broke the graph
     profiled_steps: int = DEFAULT_PROFILED_STEPS
 
 
@@ -173,6 +179,18 @@ class CommTime:
 
 
 @dataclass
+class InsideDdpTrial:
+    """The same training step with the model compiled before DDP wraps it, on this rank."""
+
+    how: str  # MODEL_COMPILED, formatted
+    first_step_s: float | None = None
+    step_ms: list[float] = field(default_factory=list)  # warm steps, as many as the main run's
+    breaks: list[RankBreak] = field(default_factory=list)
+    frames: int = 0  # frames compiled with a graph
+    error: str | None = None  # one line, where the trial failed on this rank
+
+
+@dataclass
 class RankRecord:
     rank: int
     world_size: int
@@ -198,6 +216,7 @@ class RankRecord:
     step_ms: list[float] = field(default_factory=list)  # warm steps
     losses: list[float] = field(default_factory=list)
     comm: CommTime | None = None
+    inside_ddp: InsideDdpTrial | None = None  # tried when DDP's own code broke the graph
     profile_trace: str | None = None
     compile_trace_log: str | None = None
     error: str | None = None  # one line
