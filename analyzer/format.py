@@ -96,6 +96,12 @@ def percent(fraction: Any, missing: str = MISSING) -> str:
     return missing if number is None else f"{100 * number:.1f} %"
 
 
+def file_link(path: Any) -> str:
+    """A recorded file as a link a terminal opens: file:///abs/path (a relative path is read
+    against the folder the command runs in)."""
+    return Path(str(path)).absolute().as_uri()
+
+
 def count(value: Any, missing: str = MISSING) -> str:
     """A count, or a count per call: 404, 12.5."""
     return _finite(value, missing, lambda n: f"{n:,.0f}" if n == int(n) else f"{n:,.1f}")

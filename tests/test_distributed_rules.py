@@ -161,6 +161,15 @@ def test_the_section_says_why_a_figure_is_missing() -> None:
     assert distributed_markdown(None) == []
 
 
+def test_the_multi_rank_report_is_a_link_a_terminal_opens_wherever_out_was_given() -> None:
+    section = {"world_size": 1, "ranks": [rank(0)], "settings": {}, "launcher": "torchrun"}
+    lines = distributed_markdown({**section, "tlparse_report": "run/tlparse_ranks/index.html"})
+    link = (Path.cwd() / "run/tlparse_ranks/index.html").as_uri()
+    assert any(
+        f"every rank's compiles (tlparse --all-ranks-html): {link}" in line for line in lines
+    )
+
+
 def _merged(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     section = {"world_size": len(ranks), "ranks": ranks, "outcomes": []}
     return {"probes": {DISTRIBUTED: section}, "findings": []}

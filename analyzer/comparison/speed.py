@@ -15,18 +15,12 @@ from analyzer.comparison.changes import NotCompared, SpeedupChange, SpeedupRange
 from analyzer.comparison.sides import in_both, not_compared
 from probes.records.names import BENCHMARK, COMPILED, EAGER
 from probes.records.serialize import as_number
+from probes.records.timing import MIN_CHANGE
 
 # What a change of speedup is called.
 NOISE = "noise"  # the ranges overlap, or the medians moved by less than the minimum change
 FASTER = "faster"  # the ranges are apart, AFTER's above BEFORE's, by the minimum change or more
 SLOWER = "slower"  # the ranges are apart, AFTER's below BEFORE's, by the minimum change or more
-
-# The smallest move of the median speedup, as a fraction of BEFORE's, that can be called faster
-# or slower (`compare --min-change`). One run's quartiles do not hold what moves between runs:
-# another process's load on the machine, another memory layout. Two runs of one unchanged model
-# in this project's CI (2 shared cores) had training ranges apart on quartiles alone. asv's
-# `compare --factor` defaults to the same 10 %.
-MIN_CHANGE = 0.10
 
 
 def ranges_apart(before: SpeedupRange, after: SpeedupRange) -> bool | None:

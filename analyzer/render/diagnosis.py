@@ -12,7 +12,7 @@ from rich.text import Text
 
 from analyzer.diagnosis import DIAGNOSIS_FILE
 from analyzer.findings import Finding
-from analyzer.format import MISSING, seconds
+from analyzer.format import MISSING, file_link, seconds
 from analyzer.render.benchmark import benchmark_view, reading_lines, verdict_line
 from analyzer.render.compile_time import compile_time_view, has_compile_time_record
 from analyzer.render.distributed import distributed_view
@@ -86,7 +86,8 @@ def compile_report_lines(compile_trace: Mapping[str, Any] | None) -> list[Text]:
                 )
             )
         else:
-            lines.append(Text(f"compiler detail, {phase} (tlparse): file://{report['index_html']}"))
+            link = file_link(report["index_html"])
+            lines.append(Text(f"compiler detail, {phase} (tlparse): {link}"))
     return lines
 
 

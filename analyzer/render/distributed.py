@@ -17,7 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.format import MISSING, mebibytes, ms, percent, seconds, short_path
+from analyzer.format import MISSING, file_link, mebibytes, ms, percent, seconds, short_path
 from analyzer.render.markdown_table import markdown_table
 from probes.records.distributed import (
     BREAK_IN_ACCELERATE,
@@ -189,7 +189,7 @@ def ending_lines(section: Mapping[str, Any]) -> list[str]:
     )
     report = section.get("tlparse_report")
     lines.append(
-        f"every rank's compiles (tlparse --all-ranks-html): file://{report}"
+        f"every rank's compiles (tlparse --all-ranks-html): {file_link(report)}"
         if report
         else f"no multi-rank compile report: {section.get('tlparse_error') or 'not written'}"
     )

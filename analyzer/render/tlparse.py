@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.format import ms, plural, short_path
+from analyzer.format import file_link, ms, plural, short_path
 from probes.records.compile_trace import TlparseReport
 
 
@@ -19,7 +19,7 @@ def tlparse_report_view(report: TlparseReport) -> RenderableType:
     """Where to open the report, and the frames and graph breaks it lists by their ids."""
     if not report.ok or report.index_html is None:
         return Text(f"tlparse report: none ({report.error})", style="yellow")
-    uri = report.index_html.resolve().as_uri()
+    uri = file_link(report.index_html)
     where = Text.assemble(("tlparse report: ", "bold"), (uri, f"link {uri}"))
     counts = Text(
         f"{plural(len(report.frames), 'frame')}, "

@@ -31,6 +31,7 @@ from probes.records.distributed import (
 )
 from probes.records.location import SourceLocation
 from probes.records.serialize import as_number
+from probes.records.timing import MIN_CHANGE
 
 # --- the rules of this family, documented beside their checks --------------------
 
@@ -195,7 +196,9 @@ DDP_INTERNAL_BREAKS = Rule(
         "Counts the graph breaks each rank met in DDP's code (torch/nn/parallel/distributed.py,",
         "torch/distributed/) or Accelerate's, apart from those in the model. Every rank then",
         "tried the lever: the model compiled before DDP wraps it, the same steps timed; the",
-        "finding gives its breaks and warm step against the wrapper's.",
+        "finding gives its breaks, first step and warm step against the wrapper's, and is a",
+        "warning when every warm step of the trial beat every one of the wrapper's and the",
+        "median by 10 % or more.",
     ),
     why_it_matters=prose(
         "`torch.compile(DDP(model))` traces DDP's forward, which breaks the graph in DDP's own",
@@ -542,7 +545,7 @@ def _internal_breaks(ranks: Sequence[Mapping[str, Any]]) -> Finding | None:
     )
     return make_finding(
         DDP_INTERNAL_BREAKS,
-        # Measured faster, every trial step faster than every wrapper step: worth acting on.
+        # Measured faster beyond noise: worth acting on.
         severity=Severity.WARNING if trial and trial.clearly_faster else Severity.INFO,
         confidence="high",
         cause=(
@@ -572,7 +575,8 @@ class _Trial:
     sentence: str
     evidence: dict[str, Any]
     saved_ms: float | None  # per warm step; None where the trial was not faster
-    clearly_faster: bool = False  # its slowest warm step beat the wrapper's fastest
+    # every warm step faster than every one of the wrapper's, the median by MIN_CHANGE or more
+    clearly_faster: bool = False
 
 
 def _inside_ddp_trial(rank: Mapping[str, Any]) -> _Trial | None:
@@ -604,7 +608,9 @@ def _inside_ddp_trial(rank: Mapping[str, Any]) -> _Trial | None:
         "inside_ddp_step_ms": inside,
         "inside_ddp_first_step_s": trial.get("first_step_s"),
     }
-    clearly_faster = max(trial["step_ms"]) < min(rank["step_ms"])
+    clearly_faster = max(trial["step_ms"]) < min(rank["step_ms"]) and (
+        inside <= wrapper * (1 - MIN_CHANGE)
+    )
     saved = wrapper - inside if inside < wrapper else None
     return _Trial(sentence, evidence, saved, clearly_faster)
 

@@ -11,6 +11,13 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+# The smallest move of a median, as a fraction, that is called a change between two runs or two
+# setups rather than noise (`compare --min-change`, the inside-DDP trial's warning). One run's
+# quartiles do not hold what moves between runs: another process's load on the machine, another
+# memory layout. Two runs of one unchanged model in this project's CI (2 shared cores) had
+# training ranges apart on quartiles alone. asv's `compare --factor` defaults to the same 10 %.
+MIN_CHANGE = 0.10
+
 
 @dataclass
 class Measurement:
