@@ -177,7 +177,7 @@ def _rank_recompiles(diagnosis: Record, entry_points: Sequence[str] | None) -> M
 
 
 def _rank_list(ranks: list[int], of: int) -> str:
-    """ "every rank", or "rank 1" / "ranks 0, 2": the ranks that met something."""
+    """The ranks that met something: "every rank", or "rank 1" / "ranks 0, 2"."""
     distinct = sorted(set(ranks))
     if len(distinct) == of:
         return "every rank"
