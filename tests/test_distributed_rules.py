@@ -246,3 +246,42 @@ def test_the_inside_ddp_trial_is_told_against_the_wrapper_and_clearly_faster_war
     failed = finding(error="RuntimeError: boom")
     assert failed.cause.endswith("(model, then DDP(model)), it failed: RuntimeError: boom")
     assert finding().severity == "info" and "Compiled before" not in finding().cause
+
+
+def test_two_runs_on_several_ranks_compare_break_by_break_and_figure_by_figure() -> None:
+    from analyzer.comparison import compare
+    from analyzer.comparison.changes import FIXED
+    from analyzer.comparison.ranks import FIRST_STEP, FRAMES, RECOMPILES, WARM_STEP
+
+    ddp = _break(BREAK_IN_DDP, "/torch/nn/parallel/distributed.py", 1566, "GB0156")
+    item = _break(BREAK_IN_USER, "/src/model.py", 150, "GB0124")
+    frames = [compiled("forward"), compiled("torch_dynamo_resume_in_forward_at_150")]
+    backward = {**compiled("forward"), "function": "None", "graph_ops": None}
+
+    def run(how: str, run_id: str, breaks: list, compiles: list, step_ms: list) -> dict:
+        ranks = [
+            rank(n, breaks=breaks, compiles=compiles, step_ms=step_ms, first_step_s=6.0 - n)
+            for n in (0, 1)
+        ]
+        variables = {"TORCHELASTIC_RUN_ID": run_id, "TORCHELASTIC_ERROR_FILE": f"/tmp/{run_id}"}
+        return {
+            "target": {"policy": "act", "preset": "tiny"},
+            "compile_settings": {"how": how},
+            "environment": {"torch": "2.11.0", "torch_variables": variables},
+            **_merged(ranks),
+        }
+
+    wrapper = run("torch.compile(DDP(model))", "a1", [ddp, item], [*frames, backward], [180.0])
+    inside = run("model, then DDP(model)", "b2", [], [compiled("forward"), backward], [160.0])
+    comparison = compare(wrapper, inside)
+    assert [(c.status, c.entry_point, c.gb_id) for c in comparison.graph_breaks] == [
+        (FIXED, "training", "GB0156"),
+        (FIXED, "training", "GB0124"),
+    ]
+    figures = {f.name: (f.before, f.after) for f in comparison.compile_figures}
+    assert figures[FIRST_STEP] == (6.0, 6.0)  # the slowest rank's
+    assert figures[WARM_STEP] == (0.18, 0.16)
+    assert figures[FRAMES] == (2, 1)  # the backward graph compiled for a frame is not one
+    assert figures[RECOMPILES] == (0, 0)
+    # torchrun's names for each launch are not settings that differ; how the ranks compiled is
+    assert [s.name for s in comparison.settings] == ["compile.how"]

@@ -16,6 +16,7 @@ from analyzer.comparison.accuracy import accuracy_changes, divergence_verdicts, 
 from analyzer.comparison.changes import Comparison, RunSide
 from analyzer.comparison.compile import figure_changes, graph_break_changes, recompile_changes
 from analyzer.comparison.findings import finding_changes
+from analyzer.comparison.ranks import rank_figure_changes, with_rank_breaks
 from analyzer.comparison.read import read_diagnosis
 from analyzer.comparison.speed import MIN_CHANGE, speedup_changes
 from analyzer.comparison.targets import setting_changes, target_differences, target_name
@@ -50,7 +51,9 @@ def compare(
             f"{before_source} and {after_source} diagnose different targets ({what}): "
             "compare them anyway with --force"
         )
-    probes_before, probes_after = before.get("probes") or {}, after.get("probes") or {}
+    # A run on several ranks: its ranks' breaks are the training entry point's.
+    probes_before = with_rank_breaks(before.get("probes") or {})
+    probes_after = with_rank_breaks(after.get("probes") or {})
     findings_before, findings_after = before.get("findings") or [], after.get("findings") or []
     breaks, breaks_missing = graph_break_changes(probes_before, probes_after)
     recompiles, recompiles_missing = recompile_changes(
@@ -67,7 +70,8 @@ def compare(
         settings=setting_changes(before, after),
         graph_breaks=breaks,
         recompiles=recompiles,
-        compile_figures=figure_changes(probes_before, probes_after),
+        compile_figures=figure_changes(probes_before, probes_after)
+        + rank_figure_changes(probes_before, probes_after),
         speedups=speedups,
         accuracy=accuracy_changes(before, after),
         fp64=fp64,

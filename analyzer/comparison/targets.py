@@ -21,8 +21,11 @@ CONFIG = "config"
 ENTRY_POINTS = "entry points"
 PROBES_RUN = "probes run"
 
-# Recorded settings that vary from run to run without changing what is measured.
-_VOLATILE = frozenset({"environment.inductor_cache_dir"})
+# Recorded settings that vary from run to run without changing what is measured: the cache
+# folder, and what torchrun names each launch by (its run id, its error file's path).
+_VOLATILE = frozenset(
+    {"inductor_cache_dir", "env.TORCHELASTIC_RUN_ID", "env.TORCHELASTIC_ERROR_FILE"}
+)
 
 
 def target_name(diagnosis: Mapping[str, Any]) -> str:
@@ -71,7 +74,7 @@ def setting_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list
     return [
         SettingChange(name, one.get(name), other.get(name))
         for name in names
-        if one.get(name) != other.get(name)
+        if one.get(name) != other.get(name) and name not in _VOLATILE
     ]
 
 
@@ -97,9 +100,7 @@ def _settings(diagnosis: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     benchmark = (diagnosis.get("probes") or {}).get(BENCHMARK) or {}
     yield from _flat("benchmark", benchmark.get("settings") or {})
     yield PROBES_RUN, sorted((diagnosis.get("probes") or {}).keys())
-    for key, value in environment.items():
-        if f"environment.{key}" not in _VOLATILE:
-            yield key, value
+    yield from environment.items()
     yield from _flat("environment", extra)
     yield "command", diagnosis.get("command")
     yield "compile-diagnose", (diagnosis.get("tool") or {}).get("version")

@@ -15,6 +15,7 @@ from typing import Any
 
 from analyzer.comparison.changes import ADDED, APPEARED, FIXED, BreakChange, Comparison
 from analyzer.comparison.compile import break_kind, break_place, recompile_reports
+from analyzer.comparison.ranks import compiled_ranks
 from analyzer.comparison.speed import SLOWER, speedup_range, timings
 from analyzer.findings import Severity
 from analyzer.format import format_number, sci, seconds, short_path
@@ -22,7 +23,6 @@ from analyzer.format import speedup_range as speedup_text
 from analyzer.gate.thresholds import Threshold
 from analyzer.rules.compile import RECOMPILATION
 from probes.records.compile import entry_point_reports
-from probes.records.distributed import COMPILE as COMPILE_PHASE
 from probes.records.distributed import DISTRIBUTED, ORIGIN_LABELS
 from probes.records.divergence import failing_without_random_numbers
 from probes.records.names import BENCHMARK, DIVERGENCE, ENTRY_POINTS, GRAPH_BREAKS, TRAINING
@@ -134,7 +134,7 @@ def _compiled_ranks(diagnosis: Record, entry_points: Sequence[str] | None) -> li
     """The ranks whose training step compiled; none where the figure is not the training's."""
     if entry_points is not None and list(entry_points) != [TRAINING]:
         return []  # the ranks measure the training step alone
-    return [r for r in _ranks(diagnosis) or [] if COMPILE_PHASE in (r.get("phases_done") or [])]
+    return compiled_ranks(_probes(diagnosis))
 
 
 def _rank_breaks(diagnosis: Record, entry_points: Sequence[str] | None) -> Measured:

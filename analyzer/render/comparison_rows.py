@@ -109,7 +109,8 @@ def _settings(comparison: Comparison) -> Section:
     summary = (
         "none: both runs recorded the same versions, machine, compile options and numerics"
         if not rows
-        else f"{plural(len(rows), 'setting')} differ: they may explain the changes below"
+        else f"{plural(len(rows), 'setting')} {'differs' if len(rows) == 1 else 'differ'}: they "
+        "may explain the changes below"
     )
     return Section("Settings that differ", summary, ("setting", "before", "after"), rows)
 

@@ -562,8 +562,9 @@ def _internal_breaks(ranks: Sequence[Mapping[str, Any]]) -> Finding | None:
         impact_ms=trial.saved_ms if trial else None,
         next_steps=[
             "model.compile(); ddp = DDP(model)  # DDP's forward stays eager",
-            "diagnose that setup: the same command with --ddp-compile model (each rank's "
-            "breaks, frames, recompiles and communication, the model compiled before DDP)",
+            "diagnose that setup: the same command with --ddp-compile model --out OTHER, then "
+            "compile-diagnose compare the two folders (breaks, first and warm step, frames, "
+            "communication)",
         ],
     )
 

@@ -254,7 +254,7 @@ class RankRun:
                 trial.first_step_s = self._time_steps(loop, 1)[0] / 1e3
                 trial.step_ms = self._time_steps(loop, self.request.ddp.steps)
             trial.breaks = rank_breaks(messages)
-            trial.frames = sum(1 for metrics in compiled if metrics.graph_op_count)
+            trial.frames = sum(1 for metrics in compiled if metrics.co_name)
         except Exception as error:  # the trial's failure is its own, not the rank's
             trial.error = compile_error_line(error)
 

@@ -186,7 +186,7 @@ class InsideDdpTrial:
     first_step_s: float | None = None
     step_ms: list[float] = field(default_factory=list)  # warm steps, as many as the main run's
     breaks: list[RankBreak] = field(default_factory=list)
-    frames: int = 0  # frames compiled with a graph
+    frames: int = 0  # frames dynamo compiled (not the backward graphs compiled for them)
     error: str | None = None  # one line, where the trial failed on this rank
 
 
