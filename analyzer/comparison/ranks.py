@@ -14,7 +14,7 @@ from typing import Any
 
 from analyzer.comparison.changes import COUNT, SECONDS, FigureChange
 from analyzer.comparison.compile import break_place
-from probes.records.distributed import COMPILE, DISTRIBUTED
+from probes.records.distributed import COMPILE, DISTRIBUTED, is_frame
 from probes.records.names import GRAPH_BREAKS, TRAINING
 from probes.records.serialize import as_number
 
@@ -67,7 +67,7 @@ def _figures(probes: Record) -> Iterator[tuple[str, float | None]]:
     medians = [statistics.median(r["step_ms"]) / 1e3 for r in ranks if r.get("step_ms")]
     yield WARM_STEP, statistics.median(medians) if medians else None
     compiles = [r.get("compiles") or [] for r in ranks]
-    yield FRAMES, _most(sum(1 for c in rank if _is_frame(c)) for rank in compiles)
+    yield FRAMES, _most(sum(1 for c in rank if is_frame(c)) for rank in compiles)
     yield RECOMPILES, sum(1 for rank in compiles for c in rank if c.get("recompile_reason"))
     exposed = []
     for rank in ranks:
@@ -82,12 +82,6 @@ def compiled_ranks(probes: Record) -> list[Record]:
     """The ranks whose training step compiled (none for a one-process run)."""
     section = probes.get(DISTRIBUTED) or {}
     return [r for r in section.get("ranks") or [] if COMPILE in (r.get("phases_done") or [])]
-
-
-def _is_frame(compiled: Record) -> bool:
-    """A frame dynamo compiled, not the backward graph AOTAutograd compiled for one (which
-    torch's compile metrics record with no code object's name)."""
-    return compiled.get("function") not in (None, "None")
 
 
 def _most(values: Iterator[float | int | None]) -> float | None:

@@ -30,6 +30,7 @@ from probes.records.distributed import (
     PROFILE,
     STEPS,
     WRAPPER_COMPILED,
+    is_frame,
 )
 from probes.records.serialize import as_number
 
@@ -120,6 +121,7 @@ def _status(rank: Mapping[str, Any]) -> str:
 
 def rank_row(rank: Mapping[str, Any]) -> tuple[str, ...]:
     compiles = rank.get("compiles") or []
+    frames = sum(1 for c in compiles if is_frame(c))
     recompiles = sum(1 for c in compiles if c.get("recompile_reason"))
     steps = [s for s in (as_number(v) for v in rank.get("step_ms") or []) if s is not None]
     first = as_number(rank.get("first_step_s"))
@@ -130,7 +132,7 @@ def rank_row(rank: Mapping[str, Any]) -> tuple[str, ...]:
         seconds(first) if first is not None else _not_reached(rank, COMPILE),
         seconds(compile_s) if compile_s is not None else MISSING,
         ms(statistics.median(steps)) if steps else _not_reached(rank, STEPS),
-        f"{len(compiles)} ({recompiles})" if compiles else MISSING,
+        f"{frames} ({recompiles})" if compiles else MISSING,
         _breaks(rank),
         _buckets(rank),
         _comm(rank),

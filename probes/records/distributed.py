@@ -8,6 +8,7 @@ launcher merges them into the `distributed` section of one `diagnosis.json`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ LAUNCHER_LOG = "torchrun.log"  # torchrun's own output: which rank failed first,
 MERGED_TRACE = "ranks_trace.json"  # every rank's profile, one process per rank, for Perfetto
 RANK_TRACES_DIR = "torch_trace_ranks"  # the ranks' compile traces, named for tlparse
 RANKS_REPORT_DIR = "tlparse_ranks"  # tlparse --all-ranks-html
+
+
+def is_frame(compiled: Mapping[str, Any]) -> bool:
+    """Whether a recorded `RankCompile` is a frame dynamo compiled, not the backward graph
+    AOTAutograd compiled for one (torch's compile metrics give that no code object's name)."""
+    return compiled.get("function") not in (None, "None")
 
 
 def rank_file(out_dir: Path, rank: int) -> Path:
