@@ -9,7 +9,7 @@ recompiles and exposed communication are its figures. Two `--nproc` runs (say
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from analyzer.comparison.changes import COUNT, SECONDS, FigureChange
@@ -27,11 +27,21 @@ def with_rank_breaks(probes: Record) -> Record:
     ranks = compiled_ranks(probes)
     if not ranks or probes.get(GRAPH_BREAKS):
         return probes
-    breaks: dict[tuple[str, int, str], Record] = {}
+    breaks = [first for first, _ in distinct_rank_breaks(ranks).values()]
+    return {**probes, GRAPH_BREAKS: {TRAINING: {"breaks": breaks}}}
+
+
+def distinct_rank_breaks(
+    ranks: Sequence[Record],
+) -> dict[tuple[str, int, str], tuple[Record, list[int]]]:
+    """Each distinct break the ranks met (one reason at one line, `break_place`): the first
+    rank's record of it, and the ranks that met it."""
+    places: dict[tuple[str, int, str], tuple[Record, list[int]]] = {}
     for rank in ranks:
         for graph_break in rank.get("breaks") or []:
-            breaks.setdefault(break_place(graph_break), graph_break)
-    return {**probes, GRAPH_BREAKS: {TRAINING: {"breaks": list(breaks.values())}}}
+            _, seen = places.setdefault(break_place(graph_break), (graph_break, []))
+            seen.append(int(rank.get("rank") or 0))
+    return places
 
 
 def rank_figure_changes(before: Record, after: Record) -> list[FigureChange]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from analyzer.comparison.changes import ADDED, APPEARED, FIXED, BreakChange, Comparison
 from analyzer.comparison.compile import break_kind, break_place, recompile_reports
-from analyzer.comparison.ranks import compiled_ranks
+from analyzer.comparison.ranks import compiled_ranks, distinct_rank_breaks
 from analyzer.comparison.speed import SLOWER, speedup_range, timings
 from analyzer.findings import Severity
 from analyzer.format import format_number, sci, seconds, short_path
@@ -143,17 +143,12 @@ def _rank_breaks(diagnosis: Record, entry_points: Sequence[str] | None) -> Measu
     ranks = _compiled_ranks(diagnosis, entry_points)
     if not ranks:
         return NOT_MEASURED
-    places: dict[tuple[str, int, str], tuple[str, list[int]]] = {}
-    for rank in ranks:
-        for graph_break in rank.get("breaks") or []:
-            place = break_place(graph_break)
-            places.setdefault(place, (str(graph_break.get("origin")), []))[1].append(
-                int(rank.get("rank") or 0)
-            )
+    places = distinct_rank_breaks(ranks)
     accounts = [
-        f"{path}:{line} {kind} ({TRAINING}, {ORIGIN_LABELS.get(origin, origin)}, "
+        f"{path}:{line} {kind} ({TRAINING}, "
+        f"{ORIGIN_LABELS.get(first.get('origin'), first.get('origin'))}, "
         f"{_rank_list(seen, len(ranks))})"
-        for (path, line, kind), (origin, seen) in places.items()
+        for (path, line, kind), (first, seen) in places.items()
     ]
     return Measured(len(places), _listed(accounts))
 

@@ -186,14 +186,22 @@ class RankRun:
         if target.loss is None:
             raise ValueError("the target has no loss: nothing to train under DDP")
         copy = target.fresh_copy() if around else target.compiled_copy(settings)
-        self.ddp = ddp = DistributedDataParallel(copy.to(self.device), **self._ddp_kwargs())
+        self.ddp = ddp = self._wrapped(copy)
         record.bucket_cap_bytes = int(ddp.bucket_bytes_cap)
         record.first_bucket_cap_bytes = int(torch.distributed._DEFAULT_FIRST_BUCKET_BYTES)
         compiled = torch.compile(ddp, **settings.compile_kwargs()) if around else ddp
-        self.loop = TrainingLoop(
-            compiled, target.loss, request.benchmark, autocast=request.ddp.autocast
-        )
+        self.loop = self._training_loop(compiled, target)
         return target
+
+    def _wrapped(self, copy: torch.nn.Module) -> DistributedDataParallel:
+        """The copy on this rank's device, in DDP with LeRobot's trainer's arguments."""
+        return DistributedDataParallel(copy.to(self.device), **self._ddp_kwargs())
+
+    def _training_loop(self, model: torch.nn.Module, target: Target) -> TrainingLoop:
+        """The training step as LeRobot's trainer runs it: Adam, clipping, autocast if asked."""
+        return TrainingLoop(
+            model, target.loss, self.request.benchmark, autocast=self.request.ddp.autocast
+        )
 
     def _ddp_kwargs(self) -> dict[str, Any]:
         ddp = self.request.ddp
@@ -229,7 +237,7 @@ class RankRun:
         ddp = self.request.ddp
         if ddp.compile_where != COMPILE_AROUND_DDP or not ddp.inside_ddp_trial:
             return False
-        broke = any(b.origin in FRAMEWORK_ORIGINS for b in rank_breaks(self.break_messages))
+        broke = any(b.origin in FRAMEWORK_ORIGINS for b in self.record.breaks)  # kept by STEPS
         flag = torch.tensor([int(broke)], device=self.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
         return bool(flag.item())
@@ -246,11 +254,7 @@ class RankRun:
             torch.cuda.empty_cache()
         try:
             with graph_break_log() as messages, compiles_during() as compiled:
-                copy = target.compiled_copy(settings).to(self.device)
-                ddp = DistributedDataParallel(copy, **self._ddp_kwargs())
-                loop = TrainingLoop(
-                    ddp, target.loss, self.request.benchmark, autocast=self.request.ddp.autocast
-                )
+                loop = self._training_loop(self._wrapped(target.compiled_copy(settings)), target)
                 trial.first_step_s = self._time_steps(loop, 1)[0] / 1e3
                 trial.step_ms = self._time_steps(loop, self.request.ddp.steps)
             trial.breaks = rank_breaks(messages)
